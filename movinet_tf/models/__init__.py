@@ -1,0 +1,5 @@
+"""MoViNet architectures and the model builder."""
+from movinet_tf.models.movinet import (MovinetBackbone, MovinetClassifier, build_model,
+                                       variant_defaults)
+from movinet_tf.models.specs import (MODEL_IDS, MODEL_SPECS, BlockSpec, LayerSpec, ModelSpec,
+                                     format_spec, get_spec, parse_spec)

@@ -1,0 +1,175 @@
+"""Loading TF Model Garden MoViNet checkpoints into our models.
+
+The Model Garden's released checkpoints (``movinet_a0_stream.tar.gz`` and the
+like, and the checkpoints its trainer writes) are `tf.train.Checkpoint`s of
+its Keras-2 ``MovinetClassifier``. Their keys follow that object graph::
+
+    model/layer_with_weights-0/layer_with_weights-{i}/_feature/_conv/_conv/depthwise_kernel
+    |     |                    |                      '-- attribute path in layer i
+    |     |                    '-- i = 0 stem, 1..N block layers in order, N + 1 head
+    |     '-- 0: the backbone, 1: the classifier head
+    '-- the root object
+
+`load_official_checkpoint` reads every variable with `tf.train.load_checkpoint`
+and assigns it to the matching variable of our model. Kernels are reshaped
+between the official layouts (Conv2D, DepthwiseConv2D, Conv3D) and ours
+([kt, kh, kw, Cin/groups, Cout]); the element order is the same in all of them.
+Every variable of our model must be matched, and every weight of the checkpoint
+used, or the load fails with the names involved.
+"""
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+_KEY_RE = re.compile(
+    r"(?:^|/)layer_with_weights-(?P<part>[01])/(?:layer_with_weights-(?P<layer>\d+)/)?"
+    r"(?P<attr>_[^.]*?)/\.ATTRIBUTES/VARIABLE_VALUE$")
+_BN = r"(?P<bn>gamma|beta|moving_mean|moving_variance)"
+_KERNEL = r"(?P<var>kernel|depthwise_kernel|bias)"
+
+
+def _conv_var(layer, match):
+    var = match.group("var")
+    return layer.bias if var == "bias" else layer.kernel
+
+
+def _bn_var(bn, match):
+    return getattr(bn, match.group("bn"))
+
+
+# Attribute paths (with repeated '/_conv/_conv' collapsed to '/_conv') inside
+# one block layer, and how to find our variable from the block.
+_BLOCK_RULES = [
+    (rf"_expansion/_conv/{_KERNEL}", lambda b, m: _conv_var(b.expansion, m)),
+    (rf"_expansion/_batch_norm/{_BN}", lambda b, m: _bn_var(b.expansion.bn, m)),
+    (rf"_feature/_conv/{_KERNEL}", lambda b, m: b.feature.kernel),
+    (rf"_feature/_conv_temporal/{_KERNEL}", lambda b, m: b.feature.temporal_kernel),
+    (rf"_feature/_batch_norm/{_BN}", lambda b, m: _bn_var(b.feature.bn, m)),
+    (rf"_feature/_batch_norm_temporal/{_BN}", lambda b, m: _bn_var(b.feature.bn_temporal, m)),
+    (rf"_attention/_se_reduce/_conv/{_KERNEL}", lambda b, m: _conv_var(b.se.se_reduce, m)),
+    (rf"_attention/_se_expand/_conv/{_KERNEL}", lambda b, m: _conv_var(b.se.se_expand, m)),
+    (r"_attention/_pos_encoding/_rezero/scale", lambda b, m: b.se.pos_encoding.scale),
+    (rf"_projection/_conv/{_KERNEL}", lambda b, m: _conv_var(b.projection, m)),
+    (rf"_projection/_batch_norm/{_BN}", lambda b, m: _bn_var(b.projection.bn, m)),
+    (r"_mobile_bottleneck/_rezero/scale", lambda b, m: b.rezero.scale),
+    (rf"_skip/_projection/_conv/{_KERNEL}", lambda b, m: _conv_var(b.skip.projection, m)),
+    (rf"_skip/_projection/_batch_norm/{_BN}", lambda b, m: _bn_var(b.skip.projection.bn, m)),
+]
+_STEM_RULES = [
+    (rf"_stem/_conv/{_KERNEL}", lambda s, m: _conv_var(s, m)),
+    (rf"_stem/_batch_norm/{_BN}", lambda s, m: _bn_var(s.bn, m)),
+]
+_HEAD_RULES = [
+    (rf"_project/_conv/{_KERNEL}", lambda h, m: _conv_var(h, m)),
+    (rf"_project/_batch_norm/{_BN}", lambda h, m: _bn_var(h.bn, m)),
+]
+_CLASSIFIER_RULES = [
+    (rf"_head/_conv/{_KERNEL}", lambda c, m: _conv_var(c.hidden, m)),
+    (rf"_classifier/_conv/{_KERNEL}", lambda c, m: _conv_var(c.classifier, m)),
+]
+
+
+def _resolve_path(path):
+    """A checkpoint prefix from a prefix, a directory, or a SavedModel dir."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        saved_model_variables = os.path.join(path, "variables", "variables")
+        if tf.io.gfile.exists(saved_model_variables + ".index"):
+            return saved_model_variables
+        latest = tf.train.latest_checkpoint(path)
+        if latest:
+            return latest
+        raise ValueError(f"No checkpoint found in directory {path!r} (no 'checkpoint' file, "
+                         "no SavedModel variables).")
+    if not tf.io.gfile.exists(path + ".index"):
+        raise ValueError(f"Checkpoint {path!r} not found (expected {path}.index).")
+    return path
+
+
+def _match(rules, target, attr):
+    for pattern, getter in rules:
+        match = re.fullmatch(pattern, attr)
+        if match:
+            return getter(target, match)
+    return None
+
+
+def _target_variable(model, part, layer, attr):
+    attr = re.sub(r"(/_conv)+(?=/)", "/_conv", attr)
+    backbone = model.backbone
+    if part == "1":
+        return _match(_CLASSIFIER_RULES, model.classifier_head, attr)
+    if layer is None:
+        return None
+    index = int(layer)
+    if index == 0:
+        return _match(_STEM_RULES, backbone.stem, attr)
+    if index <= len(backbone.blocks):
+        return _match(_BLOCK_RULES, backbone.blocks[index - 1], attr)
+    if index == len(backbone.blocks) + 1:
+        return _match(_HEAD_RULES, backbone.head_project, attr)
+    return None
+
+
+def load_official_checkpoint(model, path, skip_classifier=False):
+    """Restores a TF Model Garden MoViNet checkpoint into our model.
+
+    The model must have the checkpoint's architecture: build it with the same
+    model id, variant and overrides (e.g. ``build_model('a0', stream=True)`` for
+    ``movinet_a0_stream``; ``conv_type`` may be '2plus1d' or '3d_2plus1d' either
+    way, since both carry the same weights).
+
+    Args:
+        model: a `MovinetClassifier` from `build_model`.
+        path: a checkpoint prefix (``.../ckpt-1``), a directory with a
+            ``checkpoint`` file, or a SavedModel directory (its variables).
+        skip_classifier: leave the classifier head alone (to fine-tune on other
+            classes); only the backbone must then match.
+
+    Returns:
+        The number of variables assigned.
+
+    Raises:
+        ValueError: if the checkpoint is missing, or the architectures differ;
+            the message names the unmatched variables and shapes.
+    """
+    prefix = _resolve_path(path)
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    assigned, unused = {}, []
+    for key in sorted(shapes):
+        match = _KEY_RE.search(key)
+        if not match or "OPTIMIZER_SLOT" in key or "/optimizer/" in key:
+            continue
+        part, layer, attr = match.group("part"), match.group("layer"), match.group("attr")
+        if part == "1" and skip_classifier:
+            continue
+        target = _target_variable(model, part, layer, attr)
+        if target is None:
+            unused.append(key)
+            continue
+        value = reader.get_tensor(key)
+        if value.size != int(np.prod(target.shape)):
+            raise ValueError(
+                f"Checkpoint variable {key!r} has shape {list(value.shape)}, but our "
+                f"{target.path!r} has shape {list(target.shape)}: the architectures differ "
+                "(check model id, stream/base and the conv_type/se_type overrides).")
+        if id(target) in assigned:
+            raise ValueError(f"Two checkpoint variables map to {target.path!r}: "
+                             f"{assigned[id(target)][0]!r} and {key!r}.")
+        assigned[id(target)] = (key, target, value.reshape(tuple(target.shape)))
+    expected = [v for v in model.weights
+                if not (skip_classifier and v.path.split("/")[1:2] == ["classifier_head"])]
+    missing = [v.path for v in expected if id(v) not in assigned]
+    if unused or missing:
+        raise ValueError(
+            "Checkpoint does not match the model architecture: "
+            f"{len(missing)} model variable(s) not found in the checkpoint "
+            f"{missing[:5]}, {len(unused)} checkpoint variable(s) unused {unused[:5]}.")
+    for _, target, value in assigned.values():
+        target.assign(value.astype(target.dtype))
+    logging.info("Loaded %d variables from official checkpoint %s", len(assigned), prefix)
+    return len(assigned)
