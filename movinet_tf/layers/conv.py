@@ -58,7 +58,8 @@ def _count_macs(outputs, kernel, depthwise):
     if not outputs.shape.is_fully_defined():
         raise ValueError("count_flops needs a fully defined input shape; got an output of "
                          f"shape {outputs.shape}.")
-    per_output = kernel.shape[1] * kernel.shape[2] * (1 if depthwise else kernel.shape[3])
+    taps = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
+    per_output = taps * (1 if depthwise else kernel.shape[3])
     kind = "depthwise" if depthwise else "conv"
     for counter in _MAC_COUNTERS:
         counter.append((kind, outputs.shape.num_elements() * per_output))
@@ -114,6 +115,19 @@ def _conv_time(x, kernel, strides_hw, depthwise, num_out_frames):
     kt = kernel.shape[0]
     if kt == 1:
         return _conv_frames(x, kernel, strides_hw, depthwise)
+    pointwise_in_space = kernel.shape[1] == 1 and kernel.shape[2] == 1
+    if depthwise and pointwise_in_space and num_out_frames != 1:
+        # A (kt, 1, 1) depthwise conv over many frames: one depthwise conv over
+        # [B, T, H*W, C] beats kt shifted copies. (For one frame, the weighted
+        # sum below is cheaper and converts to a few TFLite MUL/ADD ops.)
+        shape = dims(x)
+        channels = kernel.shape[-1]
+        flat = tf.reshape(x, [shape[0], shape[1], -1, channels])
+        filters = tf.reshape(kernel, [kt, 1, channels, 1])
+        out = tf.nn.depthwise_conv2d(flat, filters, [1, 1, 1, 1], "VALID")
+        out = tf.reshape(out, [shape[0], -1] + shape[2:])
+        _count_macs(out, kernel, depthwise=True)
+        return out
     total = None
     for tap in range(kt):
         window = x[:, tap:tap + num_out_frames]
