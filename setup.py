@@ -19,7 +19,10 @@ setup(
     version="0.1.0",
     description="MoViNets for Keras 3: streaming video recognition, TFLite export, training.",
     packages=find_packages(include=["movinet_tf", "movinet_tf.*"]),
-        python_requires=">=3.10",
+    # movinet_tf/configs is a link to the top-level configs/, so that bare config names
+    # (--config a0_stream) resolve in a regular (non-editable) install too.
+    package_data={"movinet_tf": ["configs/*.yaml", "configs/search/*.yaml"]},
+    python_requires=">=3.10",
     install_requires=[
         _TENSORFLOW,
         "tensorflow-datasets>=4.9",

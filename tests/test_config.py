@@ -1,0 +1,204 @@
+"""Tests for movinet_tf.config: strict loading, --set overrides, shipped YAMLs, LR scaling."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from movinet_tf import config
+from movinet_tf import train
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Keras count_params (BN moving statistics included), 600 classes: the numbers of the
+# official implementation (base = 3d convs + 3d SE; stream = (2+1)d, 2plus3d SE,
+# positional encoding for a3-a5), see shared/reference/official_movinet_spec.md §1.3.
+PUBLISHED_PARAMS = {
+    "a0_base": 3_126_071, "a1_base": 4_717_912, "a2_base": 5_280_922, "a3_base": 7_443_289,
+    "a4_base": 11_422_727, "a5_base": 18_763_355, "t0_base": 1_740_502,
+    "a0_stream": 3_765_983, "a1_stream": 6_481_560, "a2_stream": 7_366_050,
+    "a3_stream": 11_043_146, "a4_stream": 18_228_326, "a5_stream": 31_636_734,
+    "t0_stream": 2_385_118,
+}
+FAST_BUILDS = ("a0_base", "a0_stream", "t0_base", "t0_stream")
+
+
+def test_unknown_key_is_named_with_suggestion_and_valid_keys():
+    with pytest.raises(ValueError) as error:
+        config.config_from_dict({"train": {"stepz": 5}})
+    message = str(error.value)
+    assert "'train.stepz'" in message
+    assert "Did you mean 'steps'?" in message
+    assert "base_learning_rate" in message  # the valid keys are listed
+
+
+def test_unknown_top_level_and_data_keys():
+    with pytest.raises(ValueError, match=r"'trian'.*Did you mean 'train'\?"):
+        config.config_from_dict({"trian": {}})
+    # The data section is the data pipeline's own DataConfig, checked the same way.
+    with pytest.raises(ValueError, match=r"'data.num_frame'.*Did you mean 'num_frames'\?"):
+        config.config_from_dict({"data": {"num_frame": 8}})
+
+
+def test_wrong_types_name_key_and_expected_type():
+    with pytest.raises(TypeError, match=r"'train.steps' expects int, got 'ten'"):
+        config.config_from_dict({"train": {"steps": "ten"}})
+    with pytest.raises(TypeError, match=r"'model.stream' expects bool"):
+        config.config_from_dict({"model": {"stream": 1}})
+    with pytest.raises(TypeError, match=r"'train.steps' expects int, got True"):
+        config.config_from_dict({"train": {"steps": True}})
+    with pytest.raises(TypeError, match=r"'eval.modes' expects list of str"):
+        config.config_from_dict({"eval": {"modes": "clip"}})
+    with pytest.raises(TypeError, match=r"'train' expects a mapping"):
+        config.config_from_dict({"train": 3})
+
+
+def test_choices_and_cross_field_checks():
+    with pytest.raises(ValueError, match=r"'train.optimizer' is 'adamm'; expected one of: rmsprop"):
+        config.config_from_dict({"train": {"optimizer": "adamm"}})
+    with pytest.raises(ValueError, match=r"eval.modes.*'strem'"):
+        config.config_from_dict({"eval": {"modes": ["clip", "strem"]}})
+    with pytest.raises(ValueError, match="needs a stream"):
+        config.config_from_dict({"model": {"stream": False}, "eval": {"modes": ["stream"]}})
+    with pytest.raises(ValueError, match="model.model_id"):
+        config.config_from_dict({"model": {"model_id": "a9"}})
+
+
+def test_floats_accept_yaml_exponents_and_ints():
+    cfg = config.config_from_dict({"train": {"l2_weight_decay": "3e-5", "base_learning_rate": 2}})
+    assert cfg.train.l2_weight_decay == pytest.approx(3e-5)
+    assert isinstance(cfg.train.base_learning_rate, float) and cfg.train.base_learning_rate == 2.0
+
+
+def test_parse_override_yaml_scalars():
+    assert config.parse_override("train.steps=10") == (["train", "steps"], 10)
+    assert config.parse_override("model.se_type=null") == (["model", "se_type"], None)
+    assert config.parse_override("model.stream=false") == (["model", "stream"], False)
+    assert config.parse_override("eval.modes=[clip, stream]") == (["eval", "modes"], ["clip", "stream"])
+    assert config.parse_override("data.path=/a/b=c") == (["data", "path"], "/a/b=c")
+    with pytest.raises(ValueError, match="key=value"):
+        config.parse_override("train.steps")
+    with pytest.raises(ValueError, match="empty key"):
+        config.parse_override("train..steps=3")
+
+
+def test_load_config_with_overrides_goes_through_the_same_checks():
+    cfg = config.load_config("tiny", ["train.steps=3", "data.batch_size=2", "eval.modes=[clip]"])
+    assert (cfg.train.steps, cfg.data.batch_size, cfg.eval.modes) == (3, 2, ["clip"])
+    with pytest.raises(ValueError, match=r"'train.stepz'.*Did you mean 'steps'"):
+        config.load_config("tiny", ["train.stepz=3"])
+    with pytest.raises(TypeError, match=r"'data.batch_size' expects int"):
+        config.load_config("tiny", ["data.batch_size=big"])
+    with pytest.raises(TypeError, match="not a section"):
+        config.load_config("tiny", ["train.steps.x=1"])
+
+
+def test_config_names_resolve_and_missing_ones_suggest():
+    by_name = config.resolve_config_path("a0_stream")
+    assert by_name == config.resolve_config_path("a0_stream.yaml")
+    assert by_name.samefile(os.path.join(REPO, "configs", "a0_stream.yaml"))
+    with pytest.raises(FileNotFoundError, match=r"Did you mean 'a0_stream.yaml'\?"):
+        config.resolve_config_path("a0_strem")
+
+
+def test_save_and_load_round_trip(tmp_path):
+    cfg = config.load_config("a3_stream", ["train.steps=7", "train.warmup_steps=2"])
+    path = tmp_path / "run" / "config.yaml"
+    config.save_config(cfg, path)
+    assert config.load_config(str(path)) == cfg
+    assert os.listdir(path.parent) == ["config.yaml"]  # no temp file left behind
+
+
+def test_every_shipped_config_loads():
+    names = config.available_configs()
+    expected = {f"{m}_{kind}.yaml" for m in ("a0", "a1", "a2", "a3", "a4", "a5", "t0")
+                for kind in ("base", "stream")} | {"tiny.yaml", "a0_stream_builtin.yaml"}
+    assert expected <= set(names)
+    for name in names:
+        cfg = config.load_config(name)
+        with open(config.resolve_config_path(name)) as f:
+            first = f.readline()
+        assert first.startswith("# "), f"{name} must open with a comment"
+        if name.startswith(tuple(PUBLISHED_PARAMS)) and name[:-5] in PUBLISHED_PARAMS:
+            # The published K600 recipe (spec §5).
+            assert cfg.data.num_classes == 600
+            assert cfg.train.optimizer == "rmsprop"
+            assert (cfg.train.rmsprop_rho, cfg.train.momentum, cfg.train.epsilon,
+                    cfg.train.clipnorm) == (0.9, 0.9, 1.0, 1.0)
+            assert (cfg.train.base_learning_rate, cfg.train.base_batch_size) == (1.8, 1024)
+            assert (cfg.train.label_smoothing, cfg.train.l2_weight_decay) == (0.1, 3e-5)
+            assert cfg.model.stochastic_depth_drop_rate == 0.2
+
+
+def test_recipe_details_per_model():
+    a0 = config.load_config("a0_stream")
+    assert (a0.data.num_frames, a0.data.temporal_stride, a0.data.image_size,
+            a0.data.min_image_size) == (50, 5, 172, 192)
+    a3 = config.load_config("a3_stream")
+    assert (a3.data.num_frames, a3.eval.num_frames, a3.data.temporal_stride) == (64, 120, 2)
+    assert a3.model.use_positional_encoding is True
+    a5 = config.load_config("a5_stream")
+    assert (a5.data.num_frames, a5.eval.num_frames, a5.data.min_image_size) == (32, 115, 368)
+    t0 = config.load_config("t0_stream")
+    assert (t0.data.num_frames, t0.data.temporal_stride, t0.data.image_size,
+            t0.data.min_image_size, t0.model.classifier_activation) == (25, 10, 160, 176, "hard_swish")
+    assert config.load_config("a4_base").data.random_stride_range == 1
+    assert config.load_config("t0_base").data.random_stride_range == 0
+
+
+def _check_builds(name):
+    cfg = config.load_config(name)
+    model = train.build_model(cfg)
+    assert model.count_params() == PUBLISHED_PARAMS[name], name
+    assert model.is_stream == cfg.model.stream
+
+
+@pytest.mark.parametrize("name", FAST_BUILDS)
+def test_configs_build_published_models(name):
+    _check_builds(name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(set(PUBLISHED_PARAMS) - set(FAST_BUILDS)))
+def test_large_configs_build_published_models(name):
+    _check_builds(name)
+
+
+def test_learning_rate_scales_with_global_batch():
+    cfg = config.load_config("a0_stream", ["data.batch_size=8", "train.steps=100",
+                                           "train.warmup_steps=10"])
+    peak = 1.8 * 8 / 1024
+    assert config.learning_rate(cfg) == pytest.approx(peak)
+    lr_at = train.make_learning_rate(cfg)
+    assert float(lr_at(0)) == pytest.approx(0.0, abs=1e-9)
+    assert float(lr_at(5)) == pytest.approx(peak / 2, rel=1e-5)
+    assert float(lr_at(10)) == pytest.approx(peak, rel=1e-5)
+    assert float(lr_at(55)) == pytest.approx(peak * 0.5 * (1 + np.cos(np.pi * 0.5)), rel=1e-4)
+    assert float(lr_at(100)) == pytest.approx(0.0, abs=1e-9)
+    # The optimizer starts at step 0 of that schedule.
+    assert float(train.make_optimizer(cfg).learning_rate) == pytest.approx(0.0, abs=1e-9)
+
+
+def _run_cli(*args):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "movinet_tf.train", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_fails_fast_without_kinetics_data(tmp_path):
+    result = _run_cli("--config", "a0_stream", "--model_dir", str(tmp_path / "run"))
+    assert result.returncode != 0
+    assert "data.path is empty" in result.stderr
+    assert "--set data.path=" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # nothing was built or written
+
+
+def test_cli_reports_bad_set_and_missing_config(tmp_path):
+    result = _run_cli("--config", "tiny", "--model_dir", str(tmp_path / "run"),
+                      "--set", "train.learning_rat=0.1")
+    assert result.returncode != 0
+    assert "'train.learning_rat'" in result.stderr and "Traceback" not in result.stderr
+    result = _run_cli("--config", "no_such_config", "--model_dir", str(tmp_path / "run"))
+    assert result.returncode != 0 and "not found" in result.stderr
