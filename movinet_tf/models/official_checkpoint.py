@@ -10,6 +10,10 @@ its Keras-2 ``MovinetClassifier``. Their keys follow that object graph::
     |     '-- 0: the backbone, 1: the classifier head
     '-- the root object
 
+TF Hub / Kaggle publish the same models as SavedModels; their ``variables/``
+are a checkpoint too, keyed ``variables/<i>``, and the layer paths above are
+recovered from the object graph stored with them.
+
 `load_official_checkpoint` reads every variable with `tf.train.load_checkpoint`
 and assigns it to the matching variable of our model. Kernels are reshaped
 between the official layouts (Conv2D, DepthwiseConv2D, Conv3D) and ours
@@ -47,6 +51,7 @@ _BLOCK_RULES = [
     (rf"_expansion/_batch_norm/{_BN}", lambda b, m: _bn_var(b.expansion.bn, m)),
     (rf"_feature/_conv/{_KERNEL}", lambda b, m: b.feature.kernel),
     (rf"_feature/_conv_temporal/{_KERNEL}", lambda b, m: b.feature.temporal_kernel),
+    (rf"_feature/_conv_temporal/_conv/{_KERNEL}", lambda b, m: b.feature.temporal_kernel),
     (rf"_feature/_batch_norm/{_BN}", lambda b, m: _bn_var(b.feature.bn, m)),
     (rf"_feature/_batch_norm_temporal/{_BN}", lambda b, m: _bn_var(b.feature.bn_temporal, m)),
     (rf"_attention/_se_reduce/_conv/{_KERNEL}", lambda b, m: _conv_var(b.se.se_reduce, m)),
@@ -114,6 +119,47 @@ def _target_variable(model, part, layer, attr):
     return None
 
 
+# Object-graph edges that list variables a second time (SavedModel / Keras bookkeeping).
+_LISTING_EDGES = frozenset({"variables", "trainable_variables", "non_trainable_variables",
+                            "regularization_losses", "keras_api", "signatures"})
+
+
+def _structural_keys(reader):
+    """Maps layer-path keys to the keys stored in the file.
+
+    A `tf.train.Checkpoint` of the model stores each variable under its layer path
+    (``model/layer_with_weights-0/...``). A SavedModel of it (the TF Hub / Kaggle
+    format) stores the same variables as ``variables/<i>/...``; their layer paths
+    are recovered from the object graph saved beside them.
+
+    Returns:
+        dict: layer-path key -> key to read with `reader`.
+    """
+    from tensorflow.core.protobuf import trackable_object_graph_pb2  # pylint: disable=g-direct-tensorflow-import
+    shapes = reader.get_variable_to_shape_map()
+    if not any(key.startswith("variables/") for key in shapes):
+        return {key: key for key in shapes}
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
+    paths = {0: ""}
+    queue = [0]
+    while queue:  # Breadth first, weights-carrying layers before their duplicates.
+        node = queue.pop(0)
+        children = sorted(graph.nodes[node].children,
+                          key=lambda c: not c.local_name.startswith("layer_with_weights-"))
+        for child in children:
+            if child.local_name in _LISTING_EDGES or child.node_id in paths:
+                continue
+            paths[child.node_id] = f"{paths[node]}/{child.local_name}".lstrip("/")
+            queue.append(child.node_id)
+    keys = {}
+    for node_id, node in enumerate(graph.nodes):
+        for attribute in node.attributes:
+            if attribute.name == "VARIABLE_VALUE" and node_id in paths:
+                keys[f"{paths[node_id]}/.ATTRIBUTES/VARIABLE_VALUE"] = attribute.checkpoint_key
+    return keys
+
+
 def load_official_checkpoint(model, path, skip_classifier=False):
     """Restores a TF Model Garden MoViNet checkpoint into our model.
 
@@ -138,9 +184,9 @@ def load_official_checkpoint(model, path, skip_classifier=False):
     """
     prefix = _resolve_path(path)
     reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
+    stored = _structural_keys(reader)
     assigned, unused = {}, []
-    for key in sorted(shapes):
+    for key in sorted(stored):
         match = _KEY_RE.search(key)
         if not match or "OPTIMIZER_SLOT" in key or "/optimizer/" in key:
             continue
@@ -151,7 +197,7 @@ def load_official_checkpoint(model, path, skip_classifier=False):
         if target is None:
             unused.append(key)
             continue
-        value = reader.get_tensor(key)
+        value = reader.get_tensor(stored[key])
         if value.size != int(np.prod(target.shape)):
             raise ValueError(
                 f"Checkpoint variable {key!r} has shape {list(value.shape)}, but our "
