@@ -1,0 +1,96 @@
+"""Exports a stream MoViNet as a single-frame streaming TFLite model (+ labels, manifest).
+
+    python export/export_tflite.py --config a0_stream --checkpoint /tmp/run \
+        --output /tmp/a0.tflite --quantize none
+    python export/export_tflite.py --model_id a0 --num_classes 600 --output /tmp/a0_int8.tflite \
+        --quantize int8 --image_size 172          # random weights, builtin calibration clips
+    python export/export_tflite.py ... --gpu_compatible_states   # every I/O tensor <= 4-D
+
+Writes model.tflite, model.labels.txt and model.json, then prints the state
+report; for a quantized mode it also prints top-1 agreement and the max logit
+error against the float model on held-out clips. See docs/export.md.
+"""
+import glob
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("config", None, "Training config (name in configs/ or YAML path).")
+flags.DEFINE_string("checkpoint", None, "Checkpoint prefix or model_dir (latest checkpoint).")
+flags.DEFINE_multi_string("set", [], "Config override a.b=c (repeatable).")
+flags.DEFINE_string("model_id", None, "Without --config: a0..a5, t0 (random weights).")
+flags.DEFINE_integer("num_classes", 600, "Without --config: number of classes.")
+flags.DEFINE_string("labels", None, "Text file with one class name per line.")
+flags.DEFINE_string("output", None, "The .tflite file to write.")
+flags.DEFINE_enum("quantize", "none", ["none", "float16", "dynamic", "int8"], "Quantization.")
+flags.DEFINE_integer("image_size", None, "Frame side (default: the config's, else 172).")
+flags.DEFINE_bool("gpu_compatible_states", False, "Make every input/output at most 4-D.")
+flags.DEFINE_string("calibration_videos", None,
+                    "Glob of video files for int8 calibration and the agreement check "
+                    "(default: clips of the builtin synthetic set).")
+flags.DEFINE_integer("num_calibration_videos", 8, "Clips used to calibrate int8.")
+flags.DEFINE_integer("num_eval_videos", 4, "Held-out clips for the agreement check.")
+flags.DEFINE_integer("max_frames", 32, "Frames used per calibration / evaluation clip.")
+flags.mark_flag_as_required("output")
+
+
+def _read_clips(pattern, image_size, min_image_size, max_frames):
+    from movinet_tf.data import preprocess_eval_frames, read_video
+    paths = sorted(glob.glob(pattern))
+    if not paths:
+        raise app.UsageError(f"--calibration_videos {pattern!r} matches no file.")
+    return [preprocess_eval_frames(read_video(path, max_frames=max_frames)[0], image_size,
+                                   max(min_image_size, image_size)) for path in paths]
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    from movinet_tf import export_lib
+    from movinet_tf.export_lib import tflite_export, tflite_model
+    loaded = export_lib.load_model(FLAGS.config, FLAGS.checkpoint, overrides=FLAGS.set,
+                                   model_id=FLAGS.model_id, stream=True,
+                                   num_classes=FLAGS.num_classes, image_size=FLAGS.image_size)
+    labels = tflite_model.read_labels(FLAGS.labels) if FLAGS.labels else loaded.labels
+    size = loaded.image_size
+    calibration = evaluation = None
+    if FLAGS.quantize != "none":
+        wanted = FLAGS.num_calibration_videos + FLAGS.num_eval_videos
+        if FLAGS.calibration_videos:
+            clips = _read_clips(FLAGS.calibration_videos, size, loaded.min_image_size,
+                                FLAGS.max_frames)
+            if len(clips) < 2:
+                raise app.UsageError("--calibration_videos needs at least 2 videos: some to "
+                                     "calibrate, some held out to measure agreement.")
+            held_out = max(1, min(FLAGS.num_eval_videos, len(clips) // 4))
+            calibration, evaluation = clips[:-held_out], clips[-held_out:]
+        else:
+            clips = tflite_export.default_calibration_videos(size, num_videos=wanted,
+                                                             num_frames=FLAGS.max_frames)
+            calibration = clips[:FLAGS.num_calibration_videos]
+            evaluation = clips[FLAGS.num_calibration_videos:]
+    result = export_lib.export_tflite(
+        loaded.model, FLAGS.output, image_size=size, quantize=FLAGS.quantize, labels=labels,
+        calibration_videos=calibration, gpu_compatible_states=FLAGS.gpu_compatible_states,
+        min_image_size=loaded.min_image_size)
+    print(f"Wrote {result.model_path} ({result.size_bytes / 1e6:.2f} MB, {FLAGS.quantize}), "
+          f"{result.labels_path}, {result.manifest_path}")
+    print(f"States: {result.num_states} tensors, {result.state_bytes} bytes "
+          f"({result.state_bytes / 2**20:.2f} MiB) in each direction per frame; layout "
+          f"{result.manifest['state_layout']}.")
+    print("Ops: " + ", ".join(f"{name} {count}" for name, count in
+                              sorted(result.op_counts.items(), key=lambda kv: -kv[1])))
+    if evaluation:
+        quality = export_lib.compare_with_float(loaded.model, result.model_path, evaluation)
+        print(f"Against the float model on {quality['num_clips']} held-out clips "
+              f"({quality['num_frames']} frames): top-1 agreement "
+              f"{quality['top1_agreement_final']:.1%} at the last frame, "
+              f"{quality['top1_agreement_frames']:.1%} over all frames; max |logit error| "
+              f"{quality['max_logit_error']:.4f}, mean {quality['mean_logit_error']:.4f}.")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,355 @@
+"""Export of a stream MoViNet to a single-frame streaming TFLite model.
+
+`export_tflite` writes three files next to each other, each atomically:
+
+* ``model.tflite``: one signature ``serving_default``; inputs ``image``
+  (float32 [1, 1, H, W, 3] in [0, 1]) plus every state by its published name;
+  outputs ``logits`` (float32 [1, num_classes]) plus the new states under the
+  same names. Builtin TFLite ops only.
+* ``model.labels.txt``: one class name per line, in class-index order.
+* ``model.json``: the manifest (see docs/export.md): every input and output
+  tensor with its signature name, interpreter tensor index, shape, dtype and
+  quantization, and the state pairing, so that a runtime without the
+  signature API can bind states by index.
+
+The graph is the folded single-frame `FrameGraph`, not the Keras model itself.
+"""
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import tensorflow as tf
+from absl import logging
+
+from movinet_tf.export_lib import frame_graph as frame_graph_lib
+from movinet_tf.export_lib import tflite_model
+
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+MANIFEST_FORMAT = "movinet_tf.stream_tflite"
+MANIFEST_VERSION = 1
+
+
+@dataclasses.dataclass
+class TFLiteExportResult:
+    """What `export_tflite` wrote.
+
+    Attributes:
+        model_path, labels_path, manifest_path: the three files.
+        manifest: the manifest as a dict.
+        num_states: number of state tensors.
+        state_bytes: total bytes of the state tensors (one direction).
+        size_bytes: size of the .tflite file.
+        op_counts: dict op name -> count.
+    """
+    model_path: str
+    labels_path: str
+    manifest_path: str
+    manifest: dict
+    num_states: int
+    state_bytes: int
+    size_bytes: int
+    op_counts: dict
+
+
+def _atomic_write_bytes(path, data):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _check_labels(labels, num_classes):
+    if labels is None:
+        return [f"class_{i}" for i in range(num_classes)]
+    labels = [str(label) for label in labels]
+    if len(labels) != num_classes:
+        raise ValueError(f"labels has {len(labels)} names; the model has {num_classes} classes.")
+    bad = [label for label in labels if not label or "\n" in label]
+    if bad:
+        raise ValueError(f"labels must be non-empty single-line names; got {bad[:3]!r}.")
+    return labels
+
+
+def default_calibration_videos(image_size, num_videos=8, num_frames=16, seed=1000):
+    """Calibration clips from the builtin synthetic set, rendered at `image_size`.
+
+    Returns:
+        list of float32 [num_frames, H, W, 3] in [0, 1].
+    """
+    from movinet_tf.data import builtin  # Deferred: only int8 export needs it.
+    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+    videos = []
+    for i in range(num_videos):
+        frames = builtin.render_clip(i % len(builtin.CLASS_NAMES), seed + i,
+                                     num_frames=num_frames, size=max(height, width, 16))
+        frames = tf.image.resize(tf.cast(frames, tf.float32) / 255.0, (height, width))
+        videos.append(np.clip(frames.numpy(), 0.0, 1.0).astype(np.float32))
+    return videos
+
+
+def _as_float_video(video, image_size, where):
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3 or tuple(video.shape[1:3]) != tuple(image_size):
+        raise ValueError(f"{where} must be [T, {image_size[0]}, {image_size[1]}, 3]; got shape "
+                         f"{video.shape}.")
+    if video.dtype == np.uint8:
+        return video.astype(np.float32) / 255.0
+    return video.astype(np.float32)
+
+
+def calibration_samples(graph, videos, layout, samples_per_video=4, seed=0):
+    """Representative inputs with realistic states, for int8 calibration.
+
+    Streams each video through the float `graph` and yields, at frame 0 and at
+    `samples_per_video - 1` random later frames, the inputs the model sees
+    there: ``{"image": frame, **states}`` in `layout`.
+
+    Args:
+        graph: a `FrameGraph`.
+        videos: float32 [T, H, W, 3] clips at the graph's image size.
+        layout: 'published' or 'gpu'.
+    """
+    step = tf.function(graph.__call__, autograph=False, reduce_retracing=True)
+    published = graph.state_shapes("published")
+    rng = np.random.default_rng(seed)
+    for index, video in enumerate(videos):
+        video = _as_float_video(video, graph.image_size, f"calibration video {index}")
+        frames = len(video)
+        picks = {0} | set(rng.integers(1, max(frames, 2), size=samples_per_video - 1).tolist())
+        states = graph.init_states("gpu")
+        for t in range(frames):
+            if t in picks:
+                sample = {"image": video[t].reshape(graph.image_shape(layout))}
+                for name, value in states.items():
+                    value = np.asarray(value)
+                    if layout == "published":
+                        value = value.reshape(published[name][0])
+                    sample[name] = value
+                yield sample
+            _, states = step(tf.constant(video[t][None]), states)
+
+
+def _convert(graph, layout, quantize, calibration_videos):
+    """Converts `graph` through a temporary SavedModel; returns the flatbuffer bytes."""
+    function = graph.signature_function(layout)
+    concrete = function.get_concrete_function()
+    holder = tf.Module()
+    holder.serve = function
+    tmp_dir = tempfile.mkdtemp(prefix="movinet_tflite_")
+    try:
+        tf.saved_model.save(holder, tmp_dir, signatures={tflite_model.SIGNATURE: concrete})
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp_dir)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "float16":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        elif quantize == "dynamic":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        elif quantize == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            videos = calibration_videos
+            if videos is None:
+                videos = default_calibration_videos(graph.image_size)
+            videos = list(videos)
+            if not videos:
+                raise ValueError("calibration_videos is empty; int8 needs at least one clip.")
+            names = ["image"] + graph.state_names
+
+            def representative_dataset():
+                for sample in calibration_samples(graph, videos, layout):
+                    yield {name: sample[name] for name in names}
+
+            converter.representative_dataset = representative_dataset
+        return converter.convert()
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _tensor_entry(name, detail):
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    entry = {
+        "name": name,
+        "index": int(detail["index"]),
+        "shape": [int(d) for d in detail["shape"]],
+        "dtype": np.dtype(detail["dtype"]).name,
+        "quantization": None,
+    }
+    if scale:
+        entry["quantization"] = {"scale": float(scale), "zero_point": int(zero_point)}
+    return entry
+
+
+def build_manifest(model_content, graph, *, layout, quantize, model_file, labels_file,
+                   model_id=None, min_image_size=None):
+    """The manifest dict of a converted model (read back from the interpreter)."""
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_content=model_content)
+    runner = interpreter.get_signature_runner(tflite_model.SIGNATURE)
+    in_details = runner.get_input_details()
+    out_details = runner.get_output_details()
+    names = graph.state_names
+    expected_in = {"image", *names}
+    expected_out = {"logits", *names}
+    if set(in_details) != expected_in or set(out_details) != expected_out:
+        raise ValueError(
+            "The converted model's signature does not match the graph: inputs "
+            f"{sorted(set(in_details) ^ expected_in)} / outputs "
+            f"{sorted(set(out_details) ^ expected_out)} differ.")
+    published = graph.state_shapes("published")
+    inputs = [_tensor_entry("image", in_details["image"])]
+    outputs = [_tensor_entry("logits", out_details["logits"])]
+    states = []
+    total_bytes = 0
+    for name in names:
+        state_in = _tensor_entry(name, in_details[name])
+        state_out = _tensor_entry(name, out_details[name])
+        if state_in["shape"] != state_out["shape"] or state_in["dtype"] != state_out["dtype"]:
+            raise ValueError(f"State {name!r} enters as {state_in['shape']} {state_in['dtype']} "
+                             f"but leaves as {state_out['shape']} {state_out['dtype']}.")
+        inputs.append(state_in)
+        outputs.append(state_out)
+        nbytes = int(np.prod(state_in["shape"])) * np.dtype(state_in["dtype"]).itemsize
+        total_bytes += nbytes
+        states.append({
+            "name": name,
+            "input_index": state_in["index"],
+            "output_index": state_out["index"],
+            "shape": state_in["shape"],
+            "published_shape": list(published[name][0]),
+            "dtype": state_in["dtype"],
+            "bytes": nbytes,
+        })
+    height, width = graph.image_size
+    return {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "model_file": model_file,
+        "labels_file": labels_file,
+        "signature": tflite_model.SIGNATURE,
+        "model_id": model_id,
+        "num_classes": graph.num_classes,
+        "image_size": [height, width],
+        "min_image_size": min_image_size,
+        "image_input": {"value_range": [0.0, 1.0], "channels": "RGB"},
+        "state_layout": layout,
+        "quantization": quantize,
+        "num_states": len(states),
+        "state_bytes": total_bytes,
+        "inputs": inputs,
+        "outputs": outputs,
+        "states": states,
+    }
+
+
+def export_tflite(model, output_path, *, image_size, quantize="none", labels=None,
+                  calibration_videos=None, gpu_compatible_states=False, min_image_size=None):
+    """Exports a stream model as a single-frame streaming TFLite model.
+
+    Args:
+        model: a stream `MovinetClassifier` (float32).
+        output_path: the .tflite path; ``.labels.txt`` and ``.json`` files are
+            written beside it (same stem).
+        image_size: frame side (int) or (H, W).
+        quantize: 'none' (float32), 'float16' (float16 weights), 'dynamic'
+            (int8 weights, float activations) or 'int8' (int8 weights and
+            activations, calibrated; float inputs and outputs).
+        labels: class names, one per class; None writes ``class_<i>``.
+        calibration_videos: for int8: float32 (or uint8) [T, H, W, 3] clips at
+            `image_size`; None renders clips of the builtin synthetic set.
+        gpu_compatible_states: every input/output at most 4-D: image
+            [1, H, W, 3], stream buffers [kt - 1, H, W, C], pool buffers
+            [1, 1, 1, C]; frame counts stay (1,).
+        min_image_size: the short side to resize to before the centre crop,
+            recorded in the manifest for apps (None: not recorded).
+
+    Returns:
+        A `TFLiteExportResult`.
+
+    Raises:
+        ValueError: for a base model, an unknown `quantize` mode, labels of the
+            wrong length, or calibration clips of the wrong size.
+    """
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"Unknown quantize mode {quantize!r}; expected one of {QUANTIZE_MODES}.")
+    output_path = os.fspath(output_path)
+    if not output_path.endswith(".tflite"):
+        raise ValueError(f"output_path must end with .tflite; got {output_path!r}.")
+    labels = _check_labels(labels, model.num_classes)
+    graph = frame_graph_lib.FrameGraph(model, image_size)
+    layout = "gpu" if gpu_compatible_states else "published"
+    logging.info("Converting %s to TFLite (%s, %s states, %dx%d).", model.name, quantize, layout,
+                 *graph.image_size)
+    content = _convert(graph, layout, quantize, calibration_videos)
+    counts = tflite_model.op_counts(content)
+    custom = sorted(name for name in counts if name.startswith("CUSTOM"))
+    if custom:
+        raise ValueError(f"The converted model uses non-builtin ops {custom}; it would need "
+                         "Flex/Select-TF ops.")
+    labels_path = tflite_model.labels_path_for(output_path)
+    manifest_path = tflite_model.manifest_path_for(output_path)
+    manifest = build_manifest(
+        content, graph, layout=layout, quantize=quantize,
+        model_file=os.path.basename(output_path), labels_file=os.path.basename(labels_path),
+        model_id=getattr(model, "model_id", None), min_image_size=min_image_size)
+    _atomic_write_bytes(labels_path, ("\n".join(labels) + "\n").encode("utf-8"))
+    _atomic_write_bytes(manifest_path,
+                        (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    _atomic_write_bytes(output_path, content)
+    logging.info("Wrote %s (%.2f MB): %d states, %d bytes of state.", output_path,
+                 len(content) / 1e6, manifest["num_states"], manifest["state_bytes"])
+    return TFLiteExportResult(
+        model_path=output_path, labels_path=labels_path, manifest_path=manifest_path,
+        manifest=manifest, num_states=manifest["num_states"], state_bytes=manifest["state_bytes"],
+        size_bytes=len(content), op_counts=dict(counts))
+
+
+def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=1):
+    """Streams clips through a TFLite model and the float graph; measures agreement.
+
+    Args:
+        model: the float stream model the TFLite model was exported from.
+        tflite_path: the exported model.
+        videos: float32 [T, H, W, 3] clips in [0, 1] (held out from calibration).
+        image_size: defaults to the TFLite model's.
+
+    Returns:
+        dict with ``top1_agreement_final`` (fraction of clips whose top-1 after the
+        last frame matches), ``top1_agreement_frames`` (over every frame of every
+        clip), ``max_logit_error`` and ``mean_logit_error`` (abs, over every
+        frame), ``num_clips`` and ``num_frames``.
+    """
+    streamer = tflite_model.TFLiteStreamer(tflite_path, num_threads=num_threads)
+    graph = frame_graph_lib.FrameGraph(model, image_size or streamer.image_size)
+    step = tf.function(graph.__call__, autograph=False, reduce_retracing=True)
+    final_agree, frame_agree, errors = [], [], []
+    for index, video in enumerate(videos):
+        video = _as_float_video(video, graph.image_size, f"video {index}")
+        states = graph.init_states("gpu")
+        streamer.reset()
+        for frame in video:
+            reference, states = step(tf.constant(frame[None]), states)
+            reference = reference.numpy()[0]
+            got = streamer.step(frame)
+            errors.append(np.abs(got - reference))
+            frame_agree.append(np.argmax(got) == np.argmax(reference))
+        final_agree.append(frame_agree[-1])
+    errors = np.stack(errors)
+    return {
+        "num_clips": len(final_agree),
+        "num_frames": len(frame_agree),
+        "top1_agreement_final": float(np.mean(final_agree)),
+        "top1_agreement_frames": float(np.mean(frame_agree)),
+        "max_logit_error": float(errors.max()),
+        "mean_logit_error": float(errors.mean()),
+    }

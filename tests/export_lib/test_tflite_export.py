@@ -1,0 +1,150 @@
+"""Single-frame streaming TFLite export, run with the real LiteRT interpreter."""
+import json
+import os
+
+import numpy as np
+import pytest
+from ai_edge_litert.interpreter import Interpreter
+
+import movinet_tf
+from movinet_tf.export_lib import TFLiteStreamer, export_tflite, op_counts
+from movinet_tf.export_lib.tflite_export import build_manifest, compare_with_float
+
+from .conftest import IMAGE_SIZE, LABELS, NUM_CLASSES
+
+# Builtin ops the float export may contain; anything else (CUSTOM, Flex) fails the test.
+EXPECTED_FLOAT_OPS = {"ADD", "AVERAGE_POOL_2D", "CAST", "CONCATENATION", "CONV_2D",
+                      "DEPTHWISE_CONV_2D", "DIV", "HARD_SWISH", "LOGISTIC", "MEAN", "MUL",
+                      "RESHAPE", "STRIDED_SLICE"}
+
+
+def _stream_tflite(path, clips):
+    streamer = TFLiteStreamer(path)
+    return [streamer.run(clip) for clip in clips]
+
+
+def test_float_tflite_equals_keras_frame_by_frame(exports, test_clips, keras_stream_logits,
+                                                  a0_stream):
+    result = exports("none")
+    for got, expected in zip(_stream_tflite(result.model_path, test_clips), keras_stream_logits):
+        assert np.abs(expected).max() > 1.0
+        np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+    # And the last frame's logits are the whole-clip forward pass.
+    clip_logits = a0_stream(test_clips[0][None]).numpy()[0]
+    np.testing.assert_allclose(_stream_tflite(result.model_path, test_clips[:1])[0][-1],
+                               clip_logits, atol=1e-4, rtol=0)
+
+
+def test_signature_and_builtin_ops_only(exports, a0_stream):
+    result = exports("none")
+    interpreter = Interpreter(model_path=result.model_path)
+    signatures = interpreter.get_signature_list()
+    assert list(signatures) == ["serving_default"]
+    names = list(a0_stream.state_specs([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3]))
+    assert sorted(signatures["serving_default"]["inputs"]) == sorted(["image"] + names)
+    assert sorted(signatures["serving_default"]["outputs"]) == sorted(["logits"] + names)
+    inputs = interpreter.get_signature_runner().get_input_details()
+    assert tuple(inputs["image"]["shape"]) == (1, 1, IMAGE_SIZE, IMAGE_SIZE, 3)
+    assert inputs["image"]["dtype"] == np.float32
+    counts = op_counts(result.model_path)
+    assert counts == result.op_counts
+    assert set(counts) <= EXPECTED_FLOAT_OPS, set(counts) - EXPECTED_FLOAT_OPS
+    assert counts["CONV_2D"] >= 60  # the convs really are there
+
+
+def test_manifest_pairs_states_by_index(exports, test_clips, keras_stream_logits, a0_stream):
+    """A runtime without the signature API: bind tensors by the manifest's indices only."""
+    result = exports("none")
+    with open(result.manifest_path) as f:
+        manifest = json.load(f)
+    assert manifest == result.manifest
+    assert manifest["num_states"] == 43 and len(manifest["states"]) == 43
+    assert manifest["num_classes"] == NUM_CLASSES and manifest["image_size"] == [32, 32]
+    assert manifest["state_bytes"] == sum(s["bytes"] for s in manifest["states"])
+    assert manifest["labels_file"] == os.path.basename(result.labels_path)
+    with open(result.labels_path) as f:
+        assert f.read().splitlines() == LABELS
+    interpreter = Interpreter(model_path=result.model_path)
+    interpreter.allocate_tensors()
+    image_index = manifest["inputs"][0]["index"]
+    logits_index = manifest["outputs"][0]["index"]
+    states = {s["input_index"]: np.zeros(s["shape"], s["dtype"]) for s in manifest["states"]}
+    clip = test_clips[1]
+    for t in range(len(clip)):
+        interpreter.set_tensor(image_index, clip[None, t:t + 1])
+        for index, value in states.items():
+            interpreter.set_tensor(index, value)
+        interpreter.invoke()
+        logits = interpreter.get_tensor(logits_index)[0]
+        states = {s["input_index"]: interpreter.get_tensor(s["output_index"])
+                  for s in manifest["states"]}
+    np.testing.assert_allclose(logits, keras_stream_logits[1][-1], atol=1e-4, rtol=0)
+    # Deterministic: rebuilding the manifest from the same flatbuffer gives the same text.
+    from movinet_tf.export_lib.frame_graph import FrameGraph
+    with open(result.model_path, "rb") as f:
+        content = f.read()
+    again = build_manifest(content, FrameGraph(a0_stream, IMAGE_SIZE), layout="published", quantize="none", model_file=manifest["model_file"],
+                           labels_file=manifest["labels_file"], model_id="a0", min_image_size=36)
+    assert json.dumps(again, sort_keys=True) == json.dumps(manifest, sort_keys=True)
+    # No temporary files left beside the outputs.
+    leftovers = [n for n in os.listdir(os.path.dirname(result.model_path)) if n.startswith(".")]
+    assert not leftovers
+
+
+def test_gpu_compatible_states_are_4d_and_equal(exports, test_clips, keras_stream_logits):
+    result = exports("none", gpu=True)
+    interpreter = Interpreter(model_path=result.model_path)
+    runner = interpreter.get_signature_runner()
+    for details in (runner.get_input_details(), runner.get_output_details()):
+        assert max(len(d["shape"]) for d in details.values()) <= 4
+    assert tuple(runner.get_input_details()["image"]["shape"]) == (1, IMAGE_SIZE, IMAGE_SIZE, 3)
+    by_name = {s["name"]: s for s in result.manifest["states"]}
+    buffer = by_name["state_block1_layer0_stream_buffer"]
+    assert len(buffer["shape"]) == 4 and buffer["published_shape"] == [1] + buffer["shape"]
+    assert result.manifest["state_layout"] == "gpu"
+    assert result.state_bytes == exports("none").state_bytes
+    got = _stream_tflite(result.model_path, test_clips[:1])[0]
+    np.testing.assert_allclose(got, keras_stream_logits[0], atol=1e-4, rtol=0)
+
+
+# Bounds from measurements on this random-weight model (logits up to ~20 in magnitude):
+# float16 max |err| 0.0044, dynamic 0.19, both 24/24 top-1; see docs/export.md.
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,max_error,min_agreement", [
+    ("float16", 0.1, 1.0),
+    ("dynamic", 1.0, 0.9),
+])
+def test_weight_quantized_modes_stay_close(exports, a0_stream, test_clips, mode, max_error,
+                                           min_agreement):
+    result = exports(mode)
+    assert result.size_bytes < 0.6 * exports("none").size_bytes
+    quality = compare_with_float(a0_stream, result.model_path, test_clips)
+    assert quality["max_logit_error"] < max_error, quality
+    assert quality["top1_agreement_frames"] >= min_agreement, quality
+
+
+@pytest.mark.slow
+def test_int8_agreement(exports, a0_stream, test_clips):
+    result = exports("int8")
+    assert result.size_bytes < 0.35 * exports("none").size_bytes
+    quality = compare_with_float(a0_stream, result.model_path, test_clips)
+    # Measured here: top-1 agreement 23/24 frames (3/3 at the last frame), max |err| 1.13 on
+    # logits up to ~20 (docs/export.md); bounds with margin.
+    assert quality["top1_agreement_frames"] >= 0.85, quality
+    assert quality["top1_agreement_final"] >= 2 / 3, quality
+    assert quality["max_logit_error"] < 3.0, quality
+    inputs = {d["name"]: d for d in result.manifest["inputs"]}
+    assert inputs["image"]["dtype"] == "float32"  # float I/O: the app's code does not change
+
+
+def test_bad_arguments(a0_stream, tmp_path):
+    with pytest.raises(ValueError, match="quantize"):
+        export_tflite(a0_stream, tmp_path / "m.tflite", image_size=32, quantize="int4")
+    with pytest.raises(ValueError, match="5 classes"):
+        export_tflite(a0_stream, tmp_path / "m.tflite", image_size=32, labels=["a", "b"])
+    with pytest.raises(ValueError, match=".tflite"):
+        export_tflite(a0_stream, tmp_path / "m.bin", image_size=32)
+    base = movinet_tf.build_model("a0", stream=False, num_classes=3)
+    with pytest.raises(ValueError, match="stream model"):
+        export_tflite(base, tmp_path / "m.tflite", image_size=32)
+    assert not os.listdir(tmp_path)  # nothing half-written
