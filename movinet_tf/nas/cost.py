@@ -1,0 +1,171 @@
+"""The cost of an architecture: multiply-adds per frame, or measured TFLite latency.
+
+`spec_macs` is an analytic formula for exactly what `movinet_tf.count_flops`
+counts on a built model (convolutions and dense layers, as multiply-adds); a
+test checks that the two agree on random points of the space. It needs no
+model, so the search can price thousands of sampled architectures.
+
+`TfliteLatency` measures the single-frame streaming TFLite model on this
+machine's CPU; it builds and converts each architecture, so it is slow (seconds
+per new architecture) and is cached by spec.
+"""
+import time
+
+import numpy as np
+from absl import logging
+
+from movinet_tf.layers.attention import se_hidden_filters
+from movinet_tf.models import specs as specs_lib
+
+COST_KINDS = ("flops", "tflite_latency")
+
+
+def _ceil_div(value, divisor):
+    return -(-value // divisor)
+
+
+def spec_macs(spec, video_shape, conv_type="2plus1d", se_type="2plus3d", causal=True,
+              num_classes=600):
+    """Multiply-adds of one call of the model built from `spec`.
+
+    Equals ``count_flops(build_model(..., block_specs=spec, ...), video_shape)``
+    for the same settings.
+
+    Args:
+        spec: a `ModelSpec` or spec string.
+        video_shape: [B, T, H, W, 3] of one call; [1, 1, H, W, 3] is the per-frame
+            cost of a stream model.
+        conv_type: '3d', '2plus1d' or '3d_2plus1d'.
+        se_type: '3d', '2d', '2plus3d' or 'none'.
+        causal: whether the model is causal (changes the SE's pooled length).
+        num_classes: classifier outputs.
+
+    Returns:
+        int multiply-adds.
+    """
+    if isinstance(spec, str):
+        spec = specs_lib.parse_spec(spec)
+    batch, frames, height, width = (int(d) for d in video_shape[:4])
+    height, width = _ceil_div(height, 2), _ceil_div(width, 2)
+    positions = batch * frames
+    total = positions * height * width * spec.stem_filters * 9 * 3
+    channels = spec.stem_filters
+    for block in spec.blocks:
+        for layer in block.layers:
+            expand, out = layer.expand_filters, block.out_filters
+            kt, kh, kw = layer.kernel_size
+            total += positions * height * width * expand * channels
+            height = _ceil_div(height, layer.spatial_stride)
+            width = _ceil_div(width, layer.spatial_stride)
+            pixels = positions * height * width
+            if conv_type != "3d" and kt > 1:
+                total += pixels * expand * (kh * kw + kt)
+            else:
+                total += pixels * expand * kt * kh * kw
+            if se_type != "none":
+                hidden = se_hidden_filters(expand, se_type)
+                pooled = 2 * expand if se_type == "2plus3d" else expand
+                se_positions = batch if (se_type == "3d" and not causal) else positions
+                total += se_positions * hidden * (pooled + expand)
+            total += pixels * out * expand
+            if channels != out or layer.spatial_stride != 1:
+                total += pixels * out * channels
+            channels = out
+    total += positions * height * width * spec.head_filters * channels
+    total += batch * spec.classifier_filters * (spec.head_filters + num_classes)
+    return int(total)
+
+
+class FlopsCost:
+    """Multiply-adds per frame of the stream model (the paper's cost), cached by spec.
+
+    Args:
+        frame_size: H = W of a frame.
+        model_settings: dict with conv_type, se_type, causal, num_classes.
+    """
+    unit = "MMACs/frame"
+
+    def __init__(self, frame_size, model_settings):
+        self.frame_size = int(frame_size)
+        self.settings = dict(model_settings)
+        self._cache = {}
+
+    def __call__(self, spec):
+        text = spec if isinstance(spec, str) else specs_lib.format_spec(spec)
+        if text not in self._cache:
+            macs = spec_macs(text, [1, 1, self.frame_size, self.frame_size, 3], **self.settings)
+            self._cache[text] = macs / 1e6
+        return self._cache[text]
+
+
+class TfliteLatency:
+    """Median single-frame latency (ms) of the streaming TFLite model, cached by spec.
+
+    Each new architecture is built (random weights), converted with the plain
+    TFLite converter and timed with the LiteRT interpreter on one thread.
+
+    Args:
+        frame_size: H = W of a frame.
+        build_fn: spec string -> built stream `MovinetClassifier`.
+        runs: timed runs after 3 warm-up runs.
+    """
+    unit = "ms/frame"
+
+    def __init__(self, frame_size, build_fn, runs=20):
+        self.frame_size = int(frame_size)
+        self.build_fn = build_fn
+        self.runs = int(runs)
+        self._cache = {}
+
+    def __call__(self, spec):
+        text = spec if isinstance(spec, str) else specs_lib.format_spec(spec)
+        if text not in self._cache:
+            self._cache[text] = self._measure(text)
+        return self._cache[text]
+
+    def _measure(self, text):
+        import tensorflow as tf
+        from ai_edge_litert.interpreter import Interpreter
+        from tensorflow.python.framework import convert_to_constants
+
+        model = self.build_fn(text)
+        if not model.is_stream:
+            raise ValueError("TFLite latency is measured on a stream model; set model.stream=true.")
+        shape = [1, 1, self.frame_size, self.frame_size, 3]
+        specs = {k: tf.TensorSpec(v.shape, v.dtype, name=k)
+                 for k, v in model.state_specs(shape).items()}
+        specs["image"] = tf.TensorSpec(shape, tf.float32, name="image")
+
+        @tf.function(input_signature=[specs])
+        def predict(inputs):
+            logits, states = model(inputs, training=False)
+            return {"logits": logits, **states}
+
+        # Keras 3 weights stay resource variables (READ_VARIABLE ops that fail when
+        # invoked) unless the graph is frozen first; the wrapper restores the signature.
+        concrete = predict.get_concrete_function()
+        frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
+        output_keys = sorted(concrete.structured_outputs)
+
+        @tf.function(input_signature=[specs])
+        def serve(inputs):
+            return dict(zip(output_keys, frozen(*tf.nest.flatten(inputs))))
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(
+            [serve.get_concrete_function()], tf.Module())
+        interpreter = Interpreter(model_content=converter.convert(), num_threads=1)
+        runner = interpreter.get_signature_runner()
+        feeds = {}
+        for name, detail in runner.get_input_details().items():
+            feeds[name] = np.zeros(detail["shape"], detail["dtype"])
+        feeds["image"] = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
+        for _ in range(3):
+            runner(**feeds)
+        times = []
+        for _ in range(self.runs):
+            start = time.perf_counter()
+            runner(**feeds)
+            times.append((time.perf_counter() - start) * 1e3)
+        latency = float(np.median(times))
+        logging.info("TFLite latency %.3f ms for a new architecture.", latency)
+        return latency

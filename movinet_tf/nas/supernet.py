@@ -1,0 +1,369 @@
+"""The one-shot supernet: every architecture of a search space from one set of weights.
+
+The supernet holds, for every layer slot of the space, the weights of its
+largest choice: the widest stem, block, expansion and head, and a kernel as
+large as the largest choice in each of t, h and w. A sampled architecture (a
+`ModelSpec` of the space) runs from slices of them:
+
+* channels: the first ``c`` input / output channels of every kernel, bias and
+  BatchNorm (for the '2plus3d' squeeze-excitation, whose input is two halves of
+  the expansion width, the first ``c`` of each half);
+* kernels: the centre crop of the largest kernel in t, h and w;
+* depth: layer slots past the sampled number of layers are skipped.
+
+The forward pass mirrors `MovinetClassifier` op for op, so a standalone model
+built from the same spec with the sliced weights copied in (`copy_to_model`)
+gives the same logits. It runs eagerly: each step samples a new architecture,
+and a traced graph per architecture would cost more than it saves.
+
+BatchNorm: in training the batch statistics are used and, when
+``update_stats=True``, the moving statistics of the active channels are updated.
+Rewards are computed with batch statistics too (``training=True``,
+``update_stats=False``): moving statistics shared by different architectures do
+not describe any one of them.
+"""
+import keras
+import numpy as np
+import tensorflow as tf
+
+from movinet_tf.layers import conv as conv_lib
+from movinet_tf.layers.activations import get_activation
+from movinet_tf.layers.attention import SE_TYPES, se_hidden_filters
+from movinet_tf.layers.conv import CONV_TYPES, dims
+from movinet_tf.models import specs as specs_lib
+
+_BN_PARTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _crop(kernel, size):
+    """Centre crop of a [kt, kh, kw, ...] kernel to `size` (t, h, w)."""
+    starts = [(full - want) // 2 for full, want in zip(kernel.shape[:3], size)]
+    return kernel[starts[0]:starts[0] + size[0], starts[1]:starts[1] + size[1],
+                  starts[2]:starts[2] + size[2]]
+
+
+class Supernet(keras.layers.Layer):
+    """Shared weights for every architecture of a `SearchSpace`.
+
+    Args:
+        space: the `SearchSpace`.
+        num_classes: classifier outputs.
+        causal: causal convolutions and squeeze-excitation (stream models).
+        conv_type: '3d', '2plus1d' or '3d_2plus1d'.
+        se_type: '3d', '2d', '2plus3d' or 'none'.
+        activation, gating_activation, classifier_activation: activation names.
+        dropout_rate: dropout before the classifier's last layer.
+        batch_norm_momentum, batch_norm_epsilon: BatchNorm settings.
+
+    `forward` arguments (a plain method: the spec is not a tensor):
+        video: [B, T, H, W, 3] floats in [0, 1].
+        spec: the architecture, a `ModelSpec` of the space.
+        training: batch statistics and dropout.
+        update_stats: also update the moving statistics (weight training).
+
+    Returns:
+        logits [B, num_classes], float32.
+    """
+
+    def __init__(self, space, num_classes, causal=True, conv_type="2plus1d", se_type="2plus3d",
+                 activation="hard_swish", gating_activation="hard_sigmoid",
+                 classifier_activation="hard_swish", dropout_rate=0.0, batch_norm_momentum=0.99,
+                 batch_norm_epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if conv_type not in CONV_TYPES:
+            raise ValueError(f"Unknown conv_type {conv_type!r}; expected one of {CONV_TYPES}.")
+        if se_type not in SE_TYPES:
+            raise ValueError(f"Unknown se_type {se_type!r}; expected one of {SE_TYPES}.")
+        self.space = space
+        self.num_classes = int(num_classes)
+        self.causal = bool(causal)
+        self.conv_type = conv_type
+        self.se_type = se_type
+        self.act = get_activation(activation)
+        self.gate_act = get_activation(gating_activation)
+        self.classifier_act = get_activation(classifier_activation)
+        self.dropout_rate = float(dropout_rate)
+        self.momentum = float(batch_norm_momentum)
+        self.epsilon = float(batch_norm_epsilon)
+        self.w = {}
+        self._largest = space.largest()
+        self._create_weights()
+
+    # ------------------------------------------------------------ weights
+
+    def _kernel(self, name, shape, initializer="he_normal"):
+        self.w[name] = self.add_weight(name=name.replace("/", "."), shape=shape,
+                                       initializer=initializer)
+
+    def _bias(self, name, size):
+        self.w[name] = self.add_weight(name=name.replace("/", "."), shape=(size,),
+                                       initializer="zeros")
+
+    def _bn(self, name, size):
+        inits = {"gamma": "ones", "beta": "zeros", "moving_mean": "zeros",
+                 "moving_variance": "ones"}
+        for part in _BN_PARTS:
+            self.w[f"{name}/{part}"] = self.add_weight(
+                name=f"{name}.{part}".replace("/", "."), shape=(size,), initializer=inits[part],
+                trainable=part in ("gamma", "beta"))
+
+    def _create_weights(self):
+        largest = self._largest
+        kt, kh, kw = largest["kernel"]
+        self._kernel("stem/kernel", (1, 3, 3, 3, largest["stem"]))
+        self._bn("stem/bn", largest["stem"])
+        in_max = largest["stem"]
+        for b in range(self.space.num_blocks):
+            out_max, expand_max = largest["blocks"][b], largest["expand"][b]
+            for l in range(self.space.max_layers[b]):
+                prefix = f"block{b}_layer{l}"
+                cin = in_max if l == 0 else out_max
+                self._kernel(f"{prefix}/expansion/kernel", (1, 1, 1, cin, expand_max))
+                self._bn(f"{prefix}/expansion/bn", expand_max)
+                if self.conv_type == "3d":
+                    self._kernel(f"{prefix}/feature/kernel", (kt, kh, kw, 1, expand_max))
+                else:
+                    self._kernel(f"{prefix}/feature/kernel", (1, kh, kw, 1, expand_max))
+                    self._kernel(f"{prefix}/feature/temporal_kernel", (kt, 1, 1, 1, expand_max))
+                    self._bn(f"{prefix}/feature/bn_temporal", expand_max)
+                self._bn(f"{prefix}/feature/bn", expand_max)
+                if self.se_type != "none":
+                    pooled = 2 * expand_max if self.se_type == "2plus3d" else expand_max
+                    hidden = se_hidden_filters(expand_max, self.se_type)
+                    self._kernel(f"{prefix}/se/se_reduce/kernel", (1, 1, 1, pooled, hidden))
+                    self._bias(f"{prefix}/se/se_reduce/bias", hidden)
+                    self._kernel(f"{prefix}/se/se_expand/kernel", (1, 1, 1, hidden, expand_max))
+                    self._bias(f"{prefix}/se/se_expand/bias", expand_max)
+                self._kernel(f"{prefix}/projection/kernel", (1, 1, 1, expand_max, out_max))
+                self._bn(f"{prefix}/projection/bn", out_max)
+                self.w[f"{prefix}/rezero/scale"] = self.add_weight(
+                    name=f"{prefix}.rezero.scale", shape=(), initializer="zeros")
+                if l == 0:
+                    self._kernel(f"{prefix}/skip/projection/kernel", (1, 1, 1, cin, out_max))
+                    self._bn(f"{prefix}/skip/projection/bn", out_max)
+            in_max = out_max
+        head, hidden = largest["head"], self.space.classifier_filters
+        self._kernel("head_project/kernel", (1, 1, 1, in_max, head))
+        self._bn("head_project/bn", head)
+        self._kernel("classifier_head/hidden/kernel", (1, 1, 1, head, hidden))
+        self._bias("classifier_head/hidden/bias", hidden)
+        self._kernel("classifier_head/classifier/kernel", (1, 1, 1, hidden, self.num_classes),
+                     keras.initializers.RandomNormal(stddev=0.01))
+        self._bias("classifier_head/classifier/bias", self.num_classes)
+
+    def build(self, input_shape=None):
+        self.built = True
+
+    # ------------------------------------------------------------ slicing
+
+    def _slice_rules(self, spec):
+        """name -> slicer(tensor) for every weight the architecture `spec` uses.
+
+        The names are the paths of the standalone model's weights below
+        ``backbone/`` or ``classifier_head/`` (see `copy_to_model`).
+        """
+        rules = {}
+
+        def conv(name, cin, cout, kernel=(1, 1, 1)):
+            rules[f"{name}/kernel"] = lambda w: _crop(w, kernel)[:, :, :, :cin, :cout]
+
+        def depthwise(name, channels, kernel, part="kernel"):
+            rules[f"{name}/{part}"] = lambda w: _crop(w, kernel)[..., :channels]
+
+        def vector(name, size):
+            rules[name] = lambda w: w[:size]
+
+        def bn(name, size):
+            for part in _BN_PARTS:
+                vector(f"{name}/{part}", size)
+
+        stem = spec.stem_filters
+        conv("stem", 3, stem, (1, 3, 3))
+        bn("stem/bn", stem)
+        channels = stem
+        for b, block in enumerate(spec.blocks):
+            for l, layer in enumerate(block.layers):
+                prefix = f"block{b}_layer{l}"
+                expand, out = layer.expand_filters, block.out_filters
+                kt, kh, kw = layer.kernel_size
+                conv(f"{prefix}/expansion", channels, expand)
+                bn(f"{prefix}/expansion/bn", expand)
+                if self.conv_type != "3d" and kt > 1:
+                    depthwise(f"{prefix}/feature", expand, (1, kh, kw))
+                    depthwise(f"{prefix}/feature", expand, (kt, 1, 1), "temporal_kernel")
+                    bn(f"{prefix}/feature/bn_temporal", expand)
+                else:
+                    depthwise(f"{prefix}/feature", expand, (kt, kh, kw) if self.conv_type == "3d"
+                              else (1, kh, kw))
+                bn(f"{prefix}/feature/bn", expand)
+                if self.se_type != "none":
+                    hidden = se_hidden_filters(expand, self.se_type)
+                    if self.se_type == "2plus3d":
+                        half = self._largest["expand"][b]
+                        rules[f"{prefix}/se/se_reduce/kernel"] = (
+                            lambda w, e=expand, h=hidden, half=half: tf.concat(
+                                [w[:, :, :, :e, :h], w[:, :, :, half:half + e, :h]], axis=3))
+                    else:
+                        conv(f"{prefix}/se/se_reduce", expand, hidden)
+                    vector(f"{prefix}/se/se_reduce/bias", hidden)
+                    conv(f"{prefix}/se/se_expand", hidden, expand)
+                    vector(f"{prefix}/se/se_expand/bias", expand)
+                conv(f"{prefix}/projection", expand, out)
+                bn(f"{prefix}/projection/bn", out)
+                rules[f"{prefix}/rezero/scale"] = lambda w: w
+                if channels != out or layer.spatial_stride != 1:
+                    conv(f"{prefix}/skip/projection", channels, out)
+                    bn(f"{prefix}/skip/projection/bn", out)
+                channels = out
+        conv("head_project", channels, spec.head_filters)
+        bn("head_project/bn", spec.head_filters)
+        conv("classifier_head/hidden", spec.head_filters, self.space.classifier_filters)
+        vector("classifier_head/hidden/bias", self.space.classifier_filters)
+        conv("classifier_head/classifier", self.space.classifier_filters, self.num_classes)
+        vector("classifier_head/classifier/bias", self.num_classes)
+        return rules
+
+    def sliced_weights(self, spec):
+        """name -> tensor: the weights of the standalone model for `spec`."""
+        spec = self._check_spec(spec)
+        return {name: rule(self.w[name]) for name, rule in self._slice_rules(spec).items()}
+
+    def _check_spec(self, spec):
+        if isinstance(spec, str):
+            spec = specs_lib.parse_spec(spec)
+        self.space.encode(spec)  # raises ValueError naming what is outside the space
+        return spec
+
+    def copy_to_model(self, spec, model):
+        """Copies the sliced weights of `spec` into a standalone model built from it.
+
+        Args:
+            spec: the architecture (`ModelSpec` or spec string).
+            model: a built `MovinetClassifier` whose block_specs is `spec`, with the
+                supernet's conv_type, se_type and number of classes.
+
+        Raises:
+            ValueError: if the model does not match (a shape or a weight differs).
+        """
+        spec = self._check_spec(spec)
+        if model.backbone.spec != spec:
+            raise ValueError("copy_to_model: the model was built from another spec.")
+        targets = {}
+        for weight in model.weights:
+            path = weight.path
+            for root in ("/backbone/", "/classifier_head/"):
+                if root in path:
+                    tail = path.split(root, 1)[1]
+                    targets[tail if root == "/backbone/" else f"classifier_head/{tail}"] = weight
+        sliced = self.sliced_weights(spec)
+        missing = sorted(set(targets) - set(sliced))
+        if missing:
+            raise ValueError(f"copy_to_model: the model has weights the supernet does not "
+                             f"provide, e.g. {missing[:3]} (is positional encoding on?).")
+        for name, value in sliced.items():
+            if name not in targets:
+                raise ValueError(f"copy_to_model: the model has no weight {name!r}; was it built "
+                                 f"with conv_type={self.conv_type!r}, se_type={self.se_type!r}?")
+            if tuple(targets[name].shape) != tuple(value.shape):
+                raise ValueError(f"copy_to_model: weight {name!r} has shape "
+                                 f"{tuple(targets[name].shape)}, the supernet slice "
+                                 f"{tuple(value.shape)}.")
+            targets[name].assign(value)
+
+    # ------------------------------------------------------------ forward
+
+    def _norm(self, x, name, training, update_stats):
+        size = x.shape[-1]
+        gamma, beta = self.w[f"{name}/gamma"][:size], self.w[f"{name}/beta"][:size]
+        if training:
+            mean, variance = tf.nn.moments(x, axes=[0, 1, 2, 3])
+            if update_stats:
+                for part, batch_value in (("moving_mean", mean), ("moving_variance", variance)):
+                    var = self.w[f"{name}/{part}"]
+                    old = var[:size]
+                    new = old * self.momentum + tf.stop_gradient(batch_value) * (1 - self.momentum)
+                    var.assign(tf.concat([new, var[size:]], axis=0))
+        else:
+            mean = self.w[f"{name}/moving_mean"][:size]
+            variance = self.w[f"{name}/moving_variance"][:size]
+        return tf.nn.batch_normalization(x, mean, variance, beta, gamma, self.epsilon)
+
+    def _conv(self, x, kernel, strides_hw=(1, 1), depthwise=False):
+        """A (kt, kh, kw) conv with the models' time padding and TF 'SAME' in space."""
+        kt = kernel.shape[0]
+        num_frames = dims(x)[1]
+        if kt > 1:
+            front = kt - 1 if self.causal else (kt - 1) // 2
+            x = tf.pad(x, [[0, 0], [front, kt - 1 - front], [0, 0], [0, 0], [0, 0]])
+        return conv_lib._conv_time(x, kernel, strides_hw, depthwise, num_frames)
+
+    def forward(self, video, spec, training=False, update_stats=False):
+        """Logits [B, num_classes] of architecture `spec` (see the class docstring)."""
+        spec = self._check_spec(spec)
+        weights = self.sliced_weights(spec)
+        norm = lambda x, name: self._norm(x, name, training, update_stats)  # noqa: E731
+        x = tf.convert_to_tensor(video, tf.float32)
+        x = self.act(norm(self._conv(x, weights["stem/kernel"], (2, 2)), "stem/bn"))
+        for b, block in enumerate(spec.blocks):
+            for l, layer in enumerate(block.layers):
+                prefix = f"block{b}_layer{l}"
+                stride = layer.spatial_stride
+                h = self._conv(x, weights[f"{prefix}/expansion/kernel"])
+                h = self.act(norm(h, f"{prefix}/expansion/bn"))
+                h = self.act(norm(self._conv(h, weights[f"{prefix}/feature/kernel"],
+                                             (stride, stride), depthwise=True),
+                                  f"{prefix}/feature/bn"))
+                if f"{prefix}/feature/temporal_kernel" in weights:
+                    h = self._conv(h, weights[f"{prefix}/feature/temporal_kernel"],
+                                   depthwise=True)
+                    h = self.act(norm(h, f"{prefix}/feature/bn_temporal"))
+                if self.se_type != "none":
+                    h = self._squeeze_excite(h, weights, prefix)
+                h = norm(self._conv(h, weights[f"{prefix}/projection/kernel"]),
+                         f"{prefix}/projection/bn")
+                h = h * weights[f"{prefix}/rezero/scale"]
+                shortcut = x
+                if f"{prefix}/skip/projection/kernel" in weights:
+                    if stride != 1:
+                        shape = dims(x)
+                        pooled = tf.nn.avg_pool2d(tf.reshape(x, [-1] + shape[2:]), (3, 3),
+                                                  (stride, stride), "SAME")
+                        shortcut = tf.reshape(pooled, shape[:2] + dims(pooled)[1:])
+                    shortcut = norm(self._conv(shortcut,
+                                               weights[f"{prefix}/skip/projection/kernel"]),
+                                    f"{prefix}/skip/projection/bn")
+                x = h + shortcut
+        x = self.act(norm(self._conv(x, weights["head_project/kernel"]), "head_project/bn"))
+        frame_means = tf.reduce_mean(x, axis=[2, 3], keepdims=True)
+        x = tf.reduce_sum(frame_means, axis=1, keepdims=True) / tf.cast(dims(x)[1], x.dtype)
+        x = self._conv(x, weights["classifier_head/hidden/kernel"])
+        x = self.classifier_act(x + weights["classifier_head/hidden/bias"])
+        if training and self.dropout_rate > 0:
+            x = tf.nn.dropout(x, self.dropout_rate)
+        x = self._conv(x, weights["classifier_head/classifier/kernel"])
+        x = x + weights["classifier_head/classifier/bias"]
+        return tf.cast(tf.reshape(x, [-1, self.num_classes]), tf.float32)
+
+    def _squeeze_excite(self, x, weights, prefix):
+        frame_means = tf.reduce_mean(x, axis=[2, 3], keepdims=True)  # [B, T, 1, 1, C]
+        if self.se_type == "2d":
+            pooled = frame_means
+        else:
+            if self.causal:
+                num_frames = dims(x)[1]
+                seen = tf.reshape(tf.cast(tf.range(1, num_frames + 1), x.dtype), [1, -1, 1, 1, 1])
+                pooled = tf.cumsum(frame_means, axis=1) / seen
+            else:
+                pooled = tf.reduce_mean(frame_means, axis=1, keepdims=True)
+            if self.se_type == "2plus3d":
+                if not self.causal:
+                    pooled = tf.broadcast_to(pooled, tf.shape(frame_means))
+                pooled = tf.concat([pooled, frame_means], axis=-1)
+        hidden = self.act(self._conv(pooled, weights[f"{prefix}/se/se_reduce/kernel"])
+                          + weights[f"{prefix}/se/se_reduce/bias"])
+        gate = self.gate_act(self._conv(hidden, weights[f"{prefix}/se/se_expand/kernel"])
+                             + weights[f"{prefix}/se/se_expand/bias"])
+        return gate * x
+
+    def num_shared_params(self):
+        return int(sum(np.prod(w.shape) for w in self.trainable_weights))

@@ -1,0 +1,279 @@
+"""The one-shot search loop (TuNAS-style), resumable, with its outputs.
+
+Each step:
+
+1. samples an architecture (uniformly during warm-up, then from the
+   controller) and trains the shared supernet weights on one train batch;
+2. after warm-up, samples another architecture from the controller, scores it
+   on one validation batch with the shared weights (quality = top-1 accuracy),
+   prices it (`cost.FlopsCost` or `cost.TfliteLatency`) and updates the
+   controller with the absolute reward ``quality + beta * |cost/target - 1|``.
+
+Checkpoints (supernet weights and optimizer, controller, step) are written by
+`tf.train.CheckpointManager`, whose index file is replaced atomically, so a kill
+at any moment leaves the previous checkpoint usable; running the same command
+again resumes from it. The data iterators restart at a resume (their position
+is not saved); the architecture samples are seeded by step and do not change.
+
+Outputs in the output directory:
+
+* ``config.yaml``: the resolved search config.
+* ``searched_spec.yaml``: the found architecture, as a trainer config fragment
+  (``model.block_specs``); `load_spec_yaml` reads it back as a spec string.
+* ``train_searched.yaml``: a complete training config for it on the search's data.
+* ``summary.json``: the architecture, its cost, the supernet's validation accuracy
+  for it, the controller's final probabilities, and the search's history.
+"""
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+import yaml
+from absl import logging
+
+from movinet_tf import config as experiment_config
+from movinet_tf.models import specs as specs_lib
+from movinet_tf.nas import config as nas_config
+from movinet_tf.nas import cost as cost_lib
+from movinet_tf.nas.controller import Controller, absolute_reward
+
+SPEC_FILE = "searched_spec.yaml"
+TRAIN_CONFIG_FILE = "train_searched.yaml"
+SUMMARY_FILE = "summary.json"
+HISTORY_FILE = "history.json"
+
+
+def model_settings(cfg):
+    """`build_model` keyword arguments of the search's candidates."""
+    m = cfg.model
+    return dict(stream=m.stream, conv_type=m.conv_type, se_type=m.se_type,
+                activation=m.activation, gating_activation=m.gating_activation,
+                classifier_activation=m.classifier_activation, use_positional_encoding=False,
+                dropout_rate=m.dropout_rate, num_classes=cfg.data.num_classes)
+
+
+def build_candidate(cfg, spec_text, **overrides):
+    """A standalone `MovinetClassifier` of a spec with the search's model settings."""
+    import movinet_tf
+    settings = model_settings(cfg)
+    settings.update(overrides)
+    return movinet_tf.build_model("searched", block_specs=spec_text, **settings)
+
+
+def make_cost(cfg):
+    """The cost function (spec -> cost in the config's unit) of a search config."""
+    if cfg.search.cost == "flops":
+        return cost_lib.FlopsCost(cfg.data.image_size, dict(
+            conv_type=cfg.model.conv_type, se_type=cfg.model.se_type, causal=cfg.model.stream,
+            num_classes=cfg.data.num_classes))
+    return cost_lib.TfliteLatency(cfg.data.image_size,
+                                  lambda text: build_candidate(cfg, text, dropout_rate=0.0))
+
+
+def spec_yaml(spec_text, comment=""):
+    """The text of a spec YAML: a trainer config fragment with ``model.block_specs``."""
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    # Literal block style keeps one spec line per YAML line.
+    lines = ["model:", "  model_id: searched", "  block_specs: |"]
+    lines += [f"    {line}" for line in spec_text.splitlines()]
+    return header + "\n".join(lines) + "\n"
+
+
+def load_spec_yaml(path):
+    """Reads ``model.block_specs`` from a spec YAML (or a training config); returns the spec text.
+
+    Raises:
+        ValueError: if the file has no ``model.block_specs`` or it does not parse.
+    """
+    with open(path, encoding="utf-8") as f:
+        values = yaml.safe_load(f) or {}
+    text = (values.get("model") or {}).get("block_specs") if isinstance(values, dict) else None
+    if not text:
+        raise ValueError(f"{path}: no 'model.block_specs' entry; expected a file written by "
+                         "movinet_tf.search (searched_spec.yaml).")
+    return specs_lib.format_spec(specs_lib.parse_spec(text))
+
+
+def _accuracy(logits, labels):
+    return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(labels)))
+
+
+def run_search(cfg, output_dir, report=None, stop_after=None):
+    """Runs (or resumes) a search and writes its outputs.
+
+    Args:
+        cfg: a `NasConfig`.
+        output_dir: where checkpoints and outputs go; a checkpoint there is resumed.
+        report: optional callable(dict) called with each progress record (the CLI
+            prints them).
+        stop_after: stop after this many steps of this run without writing the
+            final outputs (for tests of resuming); None runs to the end.
+
+    Returns:
+        The summary dict (also written to ``summary.json``), or None when stopped
+        early by `stop_after`.
+    """
+    import keras
+    import tensorflow as tf
+    from movinet_tf import data as data_lib
+    from movinet_tf.nas.supernet import Supernet
+
+    os.makedirs(output_dir, exist_ok=True)
+    experiment_config.atomic_write_text(os.path.join(output_dir, "config.yaml"),
+                                        nas_config.config_to_yaml(cfg))
+    loop = cfg.search
+    keras.utils.set_random_seed(loop.seed)
+    space = nas_config.build_space(cfg.space)
+    supernet = Supernet(
+        space, cfg.data.num_classes, causal=cfg.model.stream, conv_type=cfg.model.conv_type,
+        se_type=cfg.model.se_type, activation=cfg.model.activation,
+        gating_activation=cfg.model.gating_activation,
+        classifier_activation=cfg.model.classifier_activation,
+        dropout_rate=cfg.model.dropout_rate, name="supernet")
+    schedule = keras.optimizers.schedules.CosineDecay(loop.weight_learning_rate, loop.steps)
+    if loop.weight_optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=loop.momentum)
+    elif loop.weight_optimizer == "rmsprop":
+        optimizer = keras.optimizers.RMSprop(schedule, momentum=loop.momentum)
+    else:
+        optimizer = keras.optimizers.Adam(schedule)
+    optimizer.build(supernet.trainable_weights)
+    controller = Controller(space, loop.controller_learning_rate, loop.baseline_momentum)
+    step = tf.Variable(0, dtype=tf.int64, name="step")
+    checkpoint = tf.train.Checkpoint(supernet=supernet, optimizer=optimizer,
+                                     controller=controller, step=step)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, "checkpoints"),
+                                         max_to_keep=2, step_counter=step)
+    history = []
+    history_path = os.path.join(output_dir, HISTORY_FILE)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        if os.path.exists(history_path):
+            with open(history_path, encoding="utf-8") as f:
+                history = [h for h in json.load(f) if h["step"] <= int(step)]
+        logging.info("Resumed the search from %s at step %d.", manager.latest_checkpoint,
+                     int(step))
+        if report:
+            report({"event": "resumed", "step": int(step), "checkpoint": manager.latest_checkpoint})
+
+    cost_fn = make_cost(cfg)
+    train_data = iter(data_lib.build_dataset(cfg.data, cfg.data.train_split, training=True)
+                      .repeat())
+    val_data = iter(data_lib.build_dataset(cfg.data, cfg.data.eval_split, training=False)
+                    .repeat())
+    loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                   label_smoothing=loop.label_smoothing)
+    num_classes = cfg.data.num_classes
+
+    def train_weights(spec, video, labels):
+        with tf.GradientTape() as tape:
+            logits = supernet.forward(video, spec, training=True, update_stats=True)
+            loss = loss_fn(tf.one_hot(labels, num_classes), logits)
+        variables = supernet.trainable_weights
+        grads = tape.gradient(loss, variables)
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        grads = [tf.clip_by_norm(g, 5.0) for g, _ in pairs]
+        optimizer.apply(grads, [v for _, v in pairs])
+        return float(loss), _accuracy(logits.numpy(), labels)
+
+    window = []
+    run_steps = 0
+    start = time.time()
+    while int(step) < loop.steps:
+        current = int(step)
+        if current < loop.warmup_steps:
+            weight_indices = space.sample(np.random.default_rng([loop.seed, current, 0]))
+        else:
+            weight_indices = controller.sample((loop.seed, current, 0))
+        video, labels = next(train_data)
+        loss, train_acc = train_weights(space.decode(weight_indices), video, labels)
+        record = {"step": current + 1, "loss": loss, "train_top1": train_acc}
+        if current >= loop.warmup_steps:
+            indices = controller.sample((loop.seed, current, 1))
+            spec = space.decode(indices)
+            val_video, val_labels = next(val_data)
+            logits = supernet.forward(val_video, spec, training=True, update_stats=False)
+            quality = _accuracy(logits.numpy(), val_labels)
+            cost = cost_fn(spec)
+            reward = absolute_reward(quality, cost, loop.cost_target, loop.beta)
+            update = controller.update(indices, reward)
+            record.update(quality=quality, cost=cost, reward=reward,
+                          baseline=update["baseline"], entropy=controller.entropy())
+        step.assign_add(1)
+        run_steps += 1
+        window.append(record)
+        if (current + 1) % loop.log_every == 0 or current + 1 == loop.steps:
+            summary = {"step": current + 1, "seconds": round(time.time() - start, 1)}
+            for key in ("loss", "train_top1", "quality", "cost", "reward", "baseline", "entropy"):
+                values = [r[key] for r in window if key in r]
+                if values:
+                    summary[key] = float(np.mean(values))
+            likely = space.decode(controller.most_likely())
+            summary["argmax_cost"] = cost_fn(likely)
+            history.append(summary)
+            window = []
+            logging.debug("search %s", summary)
+            if report:
+                report({"event": "progress", **summary})
+        if (current + 1) % loop.checkpoint_every == 0 or current + 1 == loop.steps:
+            manager.save(checkpoint_number=current + 1)
+            experiment_config.atomic_write_text(history_path, json.dumps(history))
+        if stop_after is not None and run_steps >= stop_after:
+            return None
+
+    return _finish(cfg, space, supernet, controller, cost_fn, val_data, history, output_dir,
+                   report)
+
+
+def _finish(cfg, space, supernet, controller, cost_fn, val_data, history, output_dir, report):
+    """Evaluates the most likely architecture and writes the outputs."""
+    indices = controller.most_likely()
+    spec = space.decode(indices)
+    text = specs_lib.format_spec(spec)
+    correct = total = 0
+    for _ in range(cfg.search.final_eval_batches):
+        video, labels = next(val_data)
+        logits = supernet.forward(video, spec, training=True, update_stats=False).numpy()
+        correct += int(np.sum(np.argmax(logits, -1) == np.asarray(labels)))
+        total += len(labels)
+    probabilities = controller.probabilities()
+    chosen = [float(p[i]) for p, i, used in zip(probabilities, indices, space.used_mask(indices))
+              if used]
+    summary = {
+        "block_specs": text,
+        "cost": cost_fn(spec),
+        "cost_unit": cost_fn.unit,
+        "cost_target": cfg.search.cost_target,
+        "supernet_val_top1": correct / max(total, 1),
+        "supernet_val_clips": total,
+        "controller_entropy": controller.entropy(),
+        "mean_chosen_probability": float(np.mean(chosen)),
+        "log10_space_size": space.log10_size(),
+        "space": space.to_dict(),
+        "steps": cfg.search.steps,
+        "history": history,
+    }
+    comment = (f"Found by python -m movinet_tf.search ({cfg.search.steps} steps); cost "
+               f"{summary['cost']:.3f} {cost_fn.unit} (target {cfg.search.cost_target}).\n"
+               f"Train it: python -m movinet_tf.train --config {TRAIN_CONFIG_FILE} (next to this file).")
+    experiment_config.atomic_write_text(os.path.join(output_dir, SPEC_FILE),
+                                        spec_yaml(text, comment))
+    train_values = {
+        "model": {"model_id": "searched", "block_specs": text, "stream": cfg.model.stream,
+                  "conv_type": cfg.model.conv_type, "se_type": cfg.model.se_type,
+                  "activation": cfg.model.activation,
+                  "gating_activation": cfg.model.gating_activation,
+                  "classifier_activation": cfg.model.classifier_activation,
+                  "use_positional_encoding": False, "dropout_rate": cfg.model.dropout_rate},
+        "data": dataclasses.asdict(cfg.data),
+    }
+    train_cfg = experiment_config.config_from_dict(train_values)
+    experiment_config.save_config(train_cfg, os.path.join(output_dir, TRAIN_CONFIG_FILE))
+    experiment_config.atomic_write_text(os.path.join(output_dir, SUMMARY_FILE),
+                                        json.dumps(summary, indent=2))
+    if report:
+        report({"event": "done", **{k: v for k, v in summary.items()
+                                    if k not in ("history", "space")}})
+    return summary

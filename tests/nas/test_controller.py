@@ -1,0 +1,66 @@
+"""The REINFORCE controller and the absolute reward."""
+import numpy as np
+import pytest
+
+from movinet_tf.nas.controller import Controller, absolute_reward
+from movinet_tf.nas.space import SearchSpace
+
+
+def _toy_space():
+    # Three stem widths to choose from; block 4 may have a second layer or not.
+    return SearchSpace(stem_widths=(8, 16, 24), block_widths=((8,), (16,), (16,), (16,), (24,)),
+                       max_layers=(1, 1, 1, 1, 2), expand_ratios=("2", "3"), head_widths=(16,),
+                       classifier_filters=16)
+
+
+def test_probabilities_move_toward_the_rewarded_choice():
+    space = _toy_space()
+    controller = Controller(space, learning_rate=0.05)
+    assert np.allclose(controller.probabilities()[0], 1 / 3)
+    for step in range(150):
+        indices = controller.sample((0, step))
+        controller.update(indices, 1.0 if space.decode(indices).stem_filters == 16 else 0.0)
+    stem = controller.probabilities()[0]
+    assert stem[1] > 0.9, stem
+    assert controller.most_likely()[0] == 1
+    assert controller.entropy() < Controller(space).entropy()
+
+
+def test_cost_penalty_steers_toward_the_target():
+    # Quality is flat, so only |cost/target - 1| matters: the stem width nearest 16 wins.
+    space = _toy_space()
+    controller = Controller(space, learning_rate=0.05)
+    for step in range(150):
+        indices = controller.sample((1, step))
+        width = space.decode(indices).stem_filters
+        controller.update(indices, absolute_reward(0.5, width, 16.0, beta=-1.0))
+    assert controller.most_likely()[0] == 1
+
+
+def test_unused_decisions_are_not_updated():
+    space = _toy_space()
+    controller = Controller(space, learning_rate=0.1)
+    names = [d.name for d in space.decisions()]
+    depth, slot = names.index("block4_layers"), names.index("block4_layer1_kernel")
+    for step in range(30):
+        indices = list(controller.sample((2, step)))
+        indices[depth] = 0  # always one layer: slot 1 of block 4 is never used
+        controller.update(indices, float(step % 2))
+    assert np.allclose(controller.probabilities()[slot], 1 / len(space.kernels))
+
+
+def test_sampling_is_seeded():
+    controller = Controller(_toy_space())
+    assert controller.sample((3, 5)) == controller.sample((3, 5))
+    draws = {controller.sample((3, s)) for s in range(20)}
+    assert len(draws) > 5
+
+
+def test_absolute_reward():
+    assert absolute_reward(0.8, 12.0, 10.0, beta=-0.5) == pytest.approx(0.8 - 0.5 * 0.2)
+    assert absolute_reward(0.8, 8.0, 10.0, beta=-0.5) == pytest.approx(0.7)
+    assert absolute_reward(0.8, 10.0, 10.0, beta=-0.5) == pytest.approx(0.8)
+    with pytest.raises(ValueError, match="beta"):
+        absolute_reward(0.8, 10.0, 10.0, beta=0.1)
+    with pytest.raises(ValueError, match="target"):
+        absolute_reward(0.8, 10.0, 0.0, beta=-0.1)

@@ -1,0 +1,140 @@
+"""`python -m movinet_tf.search`: end to end on the builtin set, outputs, resume after a kill."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from movinet_tf import config as experiment_config
+from movinet_tf import data as data_lib
+from movinet_tf.models import specs as specs_lib
+from movinet_tf.nas import config as nas_config
+from movinet_tf.nas import tunas
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TEST_CONFIG = os.path.join(REPO, "configs", "search", "test_tiny.yaml")
+
+
+def _overrides(tmp_root):
+    return [f"data.path={os.path.join(str(tmp_root), 'builtin')}"]
+
+
+@pytest.fixture(scope="module")
+def finished_search(tmp_path_factory):
+    root = tmp_path_factory.mktemp("search")
+    cfg = nas_config.load_config(TEST_CONFIG, _overrides(root))
+    records = []
+    summary = tunas.run_search(cfg, str(root / "out"), report=records.append)
+    return cfg, root / "out", summary, records
+
+
+def test_search_reports_progress_and_writes_outputs(finished_search):
+    cfg, out, summary, records = finished_search
+    progress = [r for r in records if r["event"] == "progress"]
+    assert [r["step"] for r in progress] == list(range(1, cfg.search.steps + 1))
+    after_warmup = [r for r in progress if r["step"] > cfg.search.warmup_steps]
+    assert after_warmup and all({"entropy", "cost", "reward"} <= set(r) for r in after_warmup)
+    assert all(np.isfinite(r["loss"]) for r in progress)
+    for name in (tunas.SPEC_FILE, tunas.TRAIN_CONFIG_FILE, tunas.SUMMARY_FILE, "config.yaml"):
+        assert (out / name).is_file(), name
+    with open(out / tunas.SUMMARY_FILE) as f:
+        written = json.load(f)
+    assert written["block_specs"] == summary["block_specs"]
+    space = nas_config.build_space(cfg.space)
+    assert space.contains(summary["block_specs"])
+    # The reported cost is the per-frame cost of the found architecture.
+    assert summary["cost"] == pytest.approx(tunas.make_cost(cfg)(summary["block_specs"]))
+
+
+def test_found_spec_loads_for_build_model_and_the_trainer(finished_search):
+    cfg, out, summary, _ = finished_search
+    text = tunas.load_spec_yaml(str(out / tunas.SPEC_FILE))
+    assert text == summary["block_specs"]
+    train_cfg = experiment_config.load_config(str(out / tunas.TRAIN_CONFIG_FILE))
+    assert specs_lib.parse_spec(train_cfg.model.block_specs) == specs_lib.parse_spec(text)
+    assert train_cfg.data.image_size == cfg.data.image_size
+    # The fragment itself is a valid trainer config (everything else at defaults).
+    fragment = experiment_config.load_config(str(out / tunas.SPEC_FILE))
+    assert specs_lib.parse_spec(fragment.model.block_specs) == specs_lib.parse_spec(text)
+
+
+def test_found_spec_trains(finished_search):
+    import keras
+    cfg, out, _, _ = finished_search
+    model = tunas.build_candidate(cfg, tunas.load_spec_yaml(str(out / tunas.SPEC_FILE)))
+    video, labels = next(iter(data_lib.build_dataset(cfg.data, "train", training=True)))
+    optimizer = keras.optimizers.Adam(0.01)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    losses = []
+    for _ in range(2):
+        with tf.GradientTape() as tape:
+            logits = model(video, training=True)
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        grads = tape.gradient(loss, model.trainable_weights)
+        optimizer.apply(grads, model.trainable_weights)
+        losses.append(float(loss))
+    assert all(np.isfinite(losses))
+    changed = [np.abs(w.numpy() - b).max() > 0 for w, b in zip(model.trainable_weights, before)]
+    assert sum(changed) > 0.9 * len(changed)
+
+
+def test_resume_continues_from_the_checkpoint(tmp_path):
+    cfg = nas_config.load_config(TEST_CONFIG, _overrides(tmp_path))
+    out = str(tmp_path / "out")
+    assert tunas.run_search(cfg, out, stop_after=3) is None  # checkpoint at step 2, then "killed"
+    assert not os.path.exists(os.path.join(out, tunas.SUMMARY_FILE))
+    records = []
+    summary = tunas.run_search(cfg, out, report=records.append)
+    assert records[0]["event"] == "resumed" and records[0]["step"] == 2
+    steps = [r["step"] for r in records if r["event"] == "progress"]
+    assert steps == list(range(3, cfg.search.steps + 1))
+    assert summary is not None and summary["steps"] == cfg.search.steps
+
+
+@pytest.mark.slow
+def test_cli_resumes_after_a_kill(tmp_path):
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "movinet_tf.search", "--config", TEST_CONFIG,
+               "--output_dir", str(out), "--set", f"data.path={tmp_path / 'builtin'}",
+               "--set", "search.steps=12"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+    index = out / "checkpoints" / "checkpoint"
+    deadline = time.time() + 240
+    while not index.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert index.exists(), "no checkpoint was written before the kill"
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (out / tunas.SUMMARY_FILE).exists()
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "resumed at step" in result.stdout
+    resumed_at = int(result.stdout.split("resumed at step")[1].split()[0])
+    assert 2 <= resumed_at < 12
+    assert "Searched architecture" in result.stdout
+    with open(out / tunas.SUMMARY_FILE) as f:
+        assert json.load(f)["steps"] == 12
+
+
+def test_cli_rejects_an_unknown_key_naming_the_valid_ones(tmp_path):
+    with pytest.raises(ValueError, match=r"search\.stepz.*Did you mean 'steps'.*warmup_steps"):
+        nas_config.load_config(TEST_CONFIG, ["search.stepz=3"])
+    with pytest.raises(TypeError, match="search.steps"):
+        nas_config.load_config(TEST_CONFIG, ["search.steps=many"])
+    with pytest.raises(ValueError, match="beta"):
+        nas_config.load_config(TEST_CONFIG, ["search.beta=0.5"])
+    with pytest.raises(ValueError, match="space.preset"):
+        nas_config.load_config(TEST_CONFIG, ["space.preset=huge"])
+    result = subprocess.run([sys.executable, "-m", "movinet_tf.search", "--config", TEST_CONFIG,
+                             "--set", "model.conv_typ=3d"], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode != 0
+    assert "model.conv_typ" in result.stderr and "conv_type" in result.stderr
