@@ -48,10 +48,14 @@ def test_conv_block_with_bn_matches_reference_values(conv_type, expected):
         np.testing.assert_allclose(out[0, :, 0, 0, 0], expected, rtol=1e-6)
 
 
+# (5, 1, 1) strided: a temporal-only depthwise kernel in a block's first layer (a point
+# of the search space); it must not take the unstrided many-frame fast path.
+@pytest.mark.parametrize("kernel_size,strides", [((3, 3, 3), (1, 2, 2)), ((5, 1, 1), (1, 2, 2)),
+                                                 ((5, 1, 1), (1, 1, 1))])
 @pytest.mark.parametrize("depthwise", [False, True])
-def test_non_causal_3d_conv_equals_tf_conv3d_same(depthwise):
+def test_non_causal_3d_conv_equals_tf_conv3d_same(depthwise, kernel_size, strides):
     video = random_video((2, 6, 9, 10, 4), seed=1)
-    layer = CausalConv3D(4, (3, 3, 3), (1, 2, 2), depthwise=depthwise, use_batch_norm=False)
+    layer = CausalConv3D(4, kernel_size, strides, depthwise=depthwise, use_batch_norm=False)
     layer.build(video.shape)
     randomize_weights(layer, seed=2)
     out, states = layer(video)
@@ -59,10 +63,10 @@ def test_non_causal_3d_conv_equals_tf_conv3d_same(depthwise):
     kernel = layer.kernel.numpy()
     if depthwise:  # Compare each channel with its own single-channel conv3d.
         expected = np.concatenate([
-            tf.nn.conv3d(video[..., c:c + 1], kernel[..., c:c + 1], [1, 1, 2, 2, 1], "SAME").numpy()
+            tf.nn.conv3d(video[..., c:c + 1], kernel[..., c:c + 1], [1, *strides, 1], "SAME").numpy()
             for c in range(4)], axis=-1)
     else:
-        expected = tf.nn.conv3d(video, kernel, [1, 1, 2, 2, 1], "SAME").numpy()
+        expected = tf.nn.conv3d(video, kernel, [1, *strides, 1], "SAME").numpy()
     np.testing.assert_allclose(out.numpy(), expected, atol=1e-5)
 
 
