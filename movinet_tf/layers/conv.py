@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from movinet_tf.layers import states as states_lib
 from movinet_tf.layers.activations import get_activation
+from movinet_tf.layers.norm import BatchNorm
 
 CONV_TYPES = ("3d", "2plus1d", "3d_2plus1d")
 
@@ -207,7 +208,7 @@ class CausalConv3D(keras.layers.Layer):
     def _make_bn(self, name):
         if not self.use_batch_norm:
             return None
-        return keras.layers.BatchNormalization(
+        return BatchNorm(
             momentum=self.batch_norm_momentum, epsilon=self.batch_norm_epsilon, name=name)
 
     def _kernel(self, name, shape):
