@@ -3,11 +3,8 @@
     python benchmarks/tflite_latency.py                 # ~5 minutes on 2 cores
     python benchmarks/tflite_latency.py --runs 100 --skip_official
 
-Ours: `export_tflite` of A0-stream (600 classes, random weights: latency does
-not depend on them) at 172x172, one frame per call, in float32, float16,
-dynamic-range and int8 (plus float32 with --gpu_compatible_states). The
-official implementation (tf-models-official) is exported **in the same run** by
-its own recipe, in a subprocess with TF_USE_LEGACY_KERAS=1: its
+The official implementation (tf-models-official) is exported **in the same run**
+by its own recipe, in a subprocess with TF_USE_LEGACY_KERAS=1: its
 export_saved_model tool with --causal --conv_type 2plus1d --se_type 2plus3d
 --activation hard_swish --gating_activation hard_sigmoid --batch_size 1
 --num_frames 1 --image_size 172 --bundle_input_init_states_fn=False, then a plain
@@ -16,6 +13,14 @@ optimizations, a representative dataset of {image, **states} streamed through
 the float SavedModel, TFLITE_BUILTINS_INT8, int8 input/output). Its
 quantize_movinet.py imports tensorflow_hub, which is not installed, so the same
 converter settings are applied here directly.
+
+Ours: `export_tflite` of A0-stream (600 classes) at 172x172, one frame per call,
+in float32, float16, dynamic-range and int8 (plus float32 with
+--gpu_compatible_states). It loads the official model's weights from that
+SavedModel (random, untrained weights; latency does not depend on them), and
+both int8 models are calibrated on the same 8 builtin clips. So the int8
+agreement table at the end compares the two ways of quantizing one network:
+the official graph keeps a running *sum* in its pool states, ours a running mean.
 
 Timing: each call is the full signature-runner call an app makes (set image and
 43 states, invoke, read logits and 43 states); the models are timed round-robin
@@ -48,7 +53,8 @@ flags.DEFINE_string("work_dir", None, "Where to write the models (default: a tem
 _OFFICIAL_EXPORT = textwrap.dedent("""
     import json, os, subprocess, sys
     import numpy as np
-    out, size = sys.argv[1], int(sys.argv[2])
+    out, size, calibration_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    calibration = np.load(calibration_path)  # [N, T, H, W, 3], the clips ours calibrates on
     saved_model = os.path.join(out, "official_saved_model")
     subprocess.run([sys.executable, "-m", "official.projects.movinet.tools.export_saved_model",
                     f"--export_path={saved_model}", "--model_id=a0", "--causal=True",
@@ -69,11 +75,12 @@ _OFFICIAL_EXPORT = textwrap.dedent("""
     def representative_dataset():
         # The recipe: stream each clip through the float model; yield frame 0 and
         # random later frames with the states the model has there.
-        for _ in range(4):
-            clip = rng.uniform(0, 1, (1, 8, size, size, 3)).astype(np.float32)
-            picks = {0} | set(rng.integers(1, 8, size=2).tolist())
+        for clip in calibration:
+            clip = clip[None]
+            frames = clip.shape[1]
+            picks = {0} | set(rng.integers(1, frames, size=2).tolist())
             states = zero_states
-            for t in range(8):
+            for t in range(frames):
                 frame = tf.constant(clip[:, t:t + 1])
                 if t in picks:
                     yield {"image": frame, **states}
@@ -93,11 +100,19 @@ _OFFICIAL_EXPORT = textwrap.dedent("""
 """)
 
 
-def export_ours(work_dir, image_size):
-    """Our A0-stream in every mode; returns dict label -> path."""
+def export_ours(work_dir, image_size, calibration, official_saved_model=None):
+    """Our A0-stream in every mode; returns dict label -> path.
+
+    With `official_saved_model`, ours carries the official model's weights (read
+    by `load_official_checkpoint`), so both are quantized from the same network.
+    """
     import movinet_tf
     from movinet_tf.export_lib import export_tflite
     model = movinet_tf.build_model("a0", stream=True, num_classes=600)
+    if official_saved_model:
+        model(np.zeros([1, 1, image_size, image_size, 3], np.float32))
+        movinet_tf.load_official_checkpoint(model, official_saved_model)
+        print("ours: loaded the official model's weights", flush=True)
     paths = {}
     for label, quantize, gpu in (("ours float32", "none", False),
                                  ("ours float32 4-D I/O", "none", True),
@@ -107,14 +122,16 @@ def export_ours(work_dir, image_size):
         path = os.path.join(work_dir, label.replace(" ", "_").replace("/", "") + ".tflite")
         print(f"exporting {label} ...", flush=True)
         export_tflite(model, path, image_size=image_size, quantize=quantize,
-                      gpu_compatible_states=gpu)
+                      gpu_compatible_states=gpu,
+                      calibration_videos=list(calibration) if quantize == "int8" else None)
         paths[label] = path
     return paths
 
 
-def export_official(work_dir, image_size):
+def export_official(work_dir, image_size, calibration_path):
     print("exporting the official A0-stream (float32, int8) in a subprocess ...", flush=True)
-    result = subprocess.run([sys.executable, "-c", _OFFICIAL_EXPORT, work_dir, str(image_size)],
+    result = subprocess.run([sys.executable, "-c", _OFFICIAL_EXPORT, work_dir, str(image_size),
+                             calibration_path],
                             env=_peer.official_env(),
                             capture_output=True, text=True, timeout=3600, check=False)
     if result.returncode != 0:
@@ -146,6 +163,51 @@ class _Runner:
         self.states = outputs
 
 
+def _quantize_input(value, detail):
+    if detail["dtype"] != np.int8:
+        return value.astype(detail["dtype"])
+    scale, zero_point = detail["quantization"]
+    return np.clip(np.round(value / scale + zero_point), -128, 127).astype(np.int8)
+
+
+def _dequantize_output(value, detail):
+    if detail["dtype"] != np.int8:
+        return value.astype(np.float32)
+    scale, zero_point = detail["quantization"]
+    return (value.astype(np.float32) - zero_point) * scale
+
+
+def _stream_logits(path, clip):
+    """Logits [T, classes] of one clip streamed through a .tflite (int8 I/O handled)."""
+    from ai_edge_litert.interpreter import Interpreter
+    runner = Interpreter(model_path=path, num_threads=1).get_signature_runner()
+    inputs, outputs = runner.get_input_details(), runner.get_output_details()
+    # Zero states; an int8 state's zero is its zero point.
+    states = {name: _quantize_input(np.zeros(d["shape"], np.float32), d)
+              if d["dtype"] == np.int8 else np.zeros(d["shape"], d["dtype"])
+              for name, d in inputs.items() if name != "image"}
+    logits = []
+    for frame in clip:
+        image = _quantize_input(frame.reshape(inputs["image"]["shape"]), inputs["image"])
+        result = runner(image=image, **states)
+        logits.append(_dequantize_output(result.pop("logits"), outputs["logits"]).reshape(-1))
+        states = result
+    return np.stack(logits)
+
+
+def int8_agreement(float_path, int8_path, clips):
+    """Top-1 agreement and logit errors of an int8 model against its float32 twin, per frame."""
+    agree, errors, scale = [], [], []
+    for clip in clips:
+        reference, quantized = _stream_logits(float_path, clip), _stream_logits(int8_path, clip)
+        agree.extend(np.argmax(reference, -1) == np.argmax(quantized, -1))
+        errors.append(np.abs(reference - quantized))
+        scale.append(np.abs(reference).max())
+    errors = np.concatenate(errors)
+    return {"agreement": float(np.mean(agree)), "max_error": float(errors.max()),
+            "mean_error": float(errors.mean()), "logit_scale": float(np.max(scale))}
+
+
 def time_models(paths, num_threads, runs, block):
     """Median ms per call for each model, timed round-robin."""
     runners = {label: _Runner(path, num_threads) for label, path in paths.items()}
@@ -167,15 +229,23 @@ def main(argv):
     from movinet_tf.export_lib import op_counts
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="tflite_latency_")
     os.makedirs(work_dir, exist_ok=True)
-    paths = export_ours(work_dir, FLAGS.image_size)
+    from movinet_tf.export_lib import default_calibration_videos
+    size = FLAGS.image_size
+    calibration = np.stack(default_calibration_videos(size, num_videos=8, num_frames=16))
+    held_out = np.stack(default_calibration_videos(size, num_videos=6, num_frames=16, seed=5000))
+    calibration_path = os.path.join(work_dir, "calibration.npy")
+    np.save(calibration_path, calibration)
+    official = {}
     if not FLAGS.skip_official:
         if not _peer.have_reference():
             print(f"official: skipped, {_peer.INSTALL_HINT}")
         else:
-            paths.update(export_official(work_dir, FLAGS.image_size))
+            official = export_official(work_dir, size, calibration_path)
+    paths = export_ours(work_dir, size, calibration,
+                        os.path.join(work_dir, "official_saved_model") if official else None)
+    paths.update(official)
     latency = {threads: time_models(paths, threads, FLAGS.runs, FLAGS.block)
                for threads in (1, 2)}
-    size = FLAGS.image_size
     print(f"\nA0-stream, 1 frame of {size}x{size} per call, LiteRT CPU (XNNPACK), median ms "
           f"over {FLAGS.runs} calls (signature runner: image + states in, logits + states out)")
     header = f"{'model':<24} {'1 thread':>9} {'2 threads':>10} {'size MB':>8} {'ops':>5}"
@@ -201,6 +271,17 @@ def main(argv):
     print(f"{'op':<20}" + "".join(f"{s:>14}" for s in short))
     for name in op_names:
         print(f"{name:<20}" + "".join(f"{counts[label].get(name, 0):>14}" for label in labels))
+    print(f"\nint8 against float32 of the same implementation, {len(held_out)} held-out clips "
+          f"of {held_out.shape[1]} frames (builtin set, not used for calibration)"
+          + ("; both carry the official model's weights and the same calibration clips"
+             if official else ""))
+    print(f"{'model':<16} {'top-1 agreement':>16} {'max abs err':>12} {'mean abs err':>13} "
+          f"{'max abs logit':>14}")
+    for prefix in ("ours", "official"):
+        if f"{prefix} int8" in paths:
+            quality = int8_agreement(paths[f"{prefix} float32"], paths[f"{prefix} int8"], held_out)
+            print(f"{prefix + ' int8':<16} {quality['agreement']:>16.1%} {quality['max_error']:>12.4f} "
+                  f"{quality['mean_error']:>13.4f} {quality['logit_scale']:>14.3f}")
     print(f"\nmodels in {work_dir}")
 
 

@@ -1,0 +1,98 @@
+"""Accuracy of the quantized streaming TFLite models of a trained run, against float and labels.
+
+    python benchmarks/quantization_accuracy.py --model_dir runs/quickstart   # after `make demo`
+
+For each export mode (none, float16, dynamic, int8) it exports the run's stream
+model, streams the builtin validation videos through LiteRT one frame at a time
+and prints, per mode: top-1 accuracy against the labels after the last frame,
+top-1 agreement with the float Keras graph (after the last frame and over every
+frame) and the largest / mean absolute logit error. int8 is calibrated on
+training videos (streamed through the float model, so the samples carry real
+states); the validation videos are never used for calibration.
+
+The run must be a builtin-data run (the quickstart's): its config names the data.
+"""
+import os
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", "runs/quickstart", "A training run on builtin data.")
+flags.DEFINE_integer("num_val_videos", 50, "Validation videos to stream (spread over classes).")
+flags.DEFINE_integer("num_calibration_videos", 16, "Training videos for int8 calibration.")
+flags.DEFINE_list("modes", ["none", "float16", "dynamic", "int8"], "Export modes to measure.")
+
+
+def _spread(paths, labels, count):
+    """`count` items taken evenly over a class-ordered list."""
+    picks = np.linspace(0, len(paths) - 1, num=min(count, len(paths))).round().astype(int)
+    return [paths[i] for i in picks], [int(labels[i]) for i in picks]
+
+
+def _clips(paths, cfg):
+    from movinet_tf.data import preprocess_eval_frames, read_video
+    from movinet_tf.stream import sample_indices
+    model_fps = cfg.eval.video_fps / cfg.data.temporal_stride
+    clips = []
+    for path in paths:
+        frames, fps = read_video(path)
+        frames = frames[sample_indices(len(frames), fps or cfg.eval.video_fps, model_fps)]
+        clips.append(np.asarray(preprocess_eval_frames(
+            frames, cfg.data.image_size, max(cfg.data.min_image_size, cfg.data.image_size)),
+            np.float32))
+    return clips
+
+
+def main(argv):
+    del argv
+    from movinet_tf import export_lib
+    from movinet_tf.data import builtin
+    from movinet_tf.export_lib import TFLiteStreamer
+    loaded = export_lib.load_model(None, FLAGS.model_dir)
+    cfg = loaded.config
+    if cfg is None or cfg.data.source != "builtin":
+        sys.exit(f"{FLAGS.model_dir!r} is not a builtin-data training run.")
+    root = builtin.ensure_builtin(cfg.data)
+    val_paths, val_labels = _spread(*builtin.list_videos(root, "val"), FLAGS.num_val_videos)
+    cal_paths, _ = _spread(*builtin.list_videos(root, "train"), FLAGS.num_calibration_videos)
+    val_clips, cal_clips = _clips(val_paths, cfg), _clips(cal_paths, cfg)
+    print(f"{FLAGS.model_dir}: {len(val_clips)} validation videos of {len(val_clips[0])} frames, "
+          f"{cfg.data.image_size}x{cfg.data.image_size}; int8 calibrated on {len(cal_clips)} "
+          "training videos.")
+    rows = []
+    with tempfile.TemporaryDirectory() as work:
+        for mode in FLAGS.modes:
+            start = time.time()
+            result = export_lib.export_tflite(
+                loaded.model, os.path.join(work, f"{mode}.tflite"), image_size=loaded.image_size,
+                quantize=mode, labels=loaded.labels,
+                calibration_videos=cal_clips if mode == "int8" else None,
+                min_image_size=loaded.min_image_size)
+            quality = export_lib.compare_with_float(loaded.model, result.model_path, val_clips)
+            streamer = TFLiteStreamer(result.model_path)
+            correct = []
+            for clip, label in zip(val_clips, val_labels):
+                streamer.reset()
+                logits = [streamer.step(frame) for frame in clip][-1]
+                correct.append(int(np.argmax(logits)) == label)
+            rows.append((mode, result.size_bytes / 1e6, float(np.mean(correct)),
+                         quality["top1_agreement_final"], quality["top1_agreement_frames"],
+                         quality["max_logit_error"], quality["mean_logit_error"]))
+            print(f"  {mode}: done in {time.time() - start:.0f}s", flush=True)
+    print()
+    print("| mode | MB | val top-1 | agreement (last frame) | agreement (all frames) "
+          "| max abs logit err | mean abs logit err |")
+    print("|---|---|---|---|---|---|---|")
+    for mode, size, top1, final, frames, max_err, mean_err in rows:
+        print(f"| {mode} | {size:.2f} | {top1:.1%} | {final:.1%} | {frames:.1%} | "
+              f"{max_err:.4f} | {mean_err:.4f} |")
+
+
+if __name__ == "__main__":
+    app.run(main)
