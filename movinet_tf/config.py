@@ -131,6 +131,24 @@ class RuntimeConfig:
 
 
 @dataclasses.dataclass
+class EnsembleConfig:
+    """A temporal ensemble: `members` models, each at 1/`frame_stride_multiplier` of the frame rate.
+
+    With ``members >= 2``, `movinet_tf.train` trains each member independently
+    into ``model_dir/member<i>``: member i sees ``data.num_frames / multiplier``
+    frames at ``data.temporal_stride * multiplier`` (the same span of video), and
+    at inference takes frames i, i + N, ... of the full-rate clip. ``model_ids``
+    gives each member its own architecture (e.g. [a4, a5]); empty means
+    ``model.model_id`` for all. ``baseline_model_dir`` names a trained
+    full-rate single model (same data) to compare against in evaluation.
+    """
+    members: int = 1
+    frame_stride_multiplier: int = 2
+    model_ids: typing.List[str] = dataclasses.field(default_factory=list)
+    baseline_model_dir: str = ""
+
+
+@dataclasses.dataclass
 class ExperimentConfig:
     """One training/evaluation experiment; the top level of every YAML file."""
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
@@ -138,6 +156,7 @@ class ExperimentConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
+    ensemble: EnsembleConfig = dataclasses.field(default_factory=EnsembleConfig)
 
 
 # ------------------------------------------------------------------ checking
@@ -296,11 +315,70 @@ def _validate(cfg):
             "from one sub-clip to the next); set model.stream=true or train.subclips=1.")
     if cfg.eval.video_fps <= 0:
         raise ValueError(f"eval.video_fps must be > 0, got {cfg.eval.video_fps}.")
+    _validate_ensemble(cfg)
     # A config whose data is not on this machine (the Kinetics recipes) must still load,
     # so an empty data.path is reported by the trainer, with directions, not here.
     if cfg.data.path or cfg.data.source in ("builtin", "tfds"):
         validate_data_config(cfg.data)
     return cfg
+
+
+def _validate_ensemble(cfg):
+    ens = cfg.ensemble
+    if ens.members < 1:
+        raise ValueError(f"Config key 'ensemble.members' must be >= 1, got {ens.members}.")
+    if ens.members == 1:
+        if ens.model_ids:
+            raise ValueError("ensemble.model_ids is set but ensemble.members is 1 (no ensemble).")
+        return
+    multiplier = ens.frame_stride_multiplier
+    if multiplier < 1:
+        raise ValueError(
+            f"Config key 'ensemble.frame_stride_multiplier' must be >= 1, got {multiplier}.")
+    if multiplier != ens.members:
+        raise ValueError(
+            f"ensemble.frame_stride_multiplier ({multiplier}) must equal ensemble.members "
+            f"({ens.members}): member i takes frames i, i + N, ... of the full-rate clip.")
+    for key, frames in (("data.num_frames", cfg.data.num_frames),
+                        ("eval.num_frames", cfg.eval.num_frames)):
+        if frames % multiplier:
+            raise ValueError(f"{key} ({frames}) must be a multiple of "
+                             f"ensemble.frame_stride_multiplier ({multiplier}).")
+    if ens.model_ids:
+        if len(ens.model_ids) != ens.members:
+            raise ValueError(f"ensemble.model_ids lists {len(ens.model_ids)} models for "
+                             f"{ens.members} members.")
+        unknown = [m for m in ens.model_ids if m not in MODEL_IDS]
+        if unknown:
+            raise ValueError(f"ensemble.model_ids has unknown model ids {unknown}; expected "
+                             f"some of {', '.join(MODEL_IDS)}.")
+        if cfg.model.block_specs is not None:
+            raise ValueError("ensemble.model_ids cannot be combined with model.block_specs.")
+    if cfg.train.init_checkpoint:
+        raise ValueError("train.init_checkpoint is not supported for ensembles: each member "
+                         "trains from its own initialisation.")
+
+
+def member_config(cfg, index):
+    """The training config of ensemble member `index`: 1/multiplier of the frames, same span.
+
+    Frames ``data.num_frames / m`` at stride ``data.temporal_stride * m``; its own
+    model id (``ensemble.model_ids``) and seed; ``ensemble.members`` 1.
+    """
+    ens = cfg.ensemble
+    if not 0 <= index < ens.members:
+        raise ValueError(f"Ensemble member {index} does not exist: ensemble.members is "
+                         f"{ens.members}.")
+    m = ens.frame_stride_multiplier
+    member = copy.deepcopy(cfg)
+    member.data.num_frames = cfg.data.num_frames // m
+    member.data.temporal_stride = cfg.data.temporal_stride * m
+    member.eval.num_frames = cfg.eval.num_frames // m
+    if ens.model_ids:
+        member.model.model_id = ens.model_ids[index]
+    member.train.seed = cfg.train.seed + index
+    member.ensemble = EnsembleConfig()
+    return _validate(member)
 
 
 def config_from_dict(values):

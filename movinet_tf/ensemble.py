@@ -68,6 +68,12 @@ class TemporalEnsemble(keras.Model):
     def causal(self):
         return self.is_stream
 
+    @property
+    def input_video_shape(self):
+        """[T, H, W, 3] of the full-rate video (T unknown: members split it)."""
+        _, height, width, channels = self.members[0].input_video_shape
+        return (None, height, width, channels)
+
     def build(self, input_shape=None):
         for member in self.members:
             if not member.built:
@@ -103,9 +109,10 @@ class TemporalEnsemble(keras.Model):
             own = {k[len(prefix):]: v for k, v in states.items() if k.startswith(prefix)}
             previous_logits = own.pop("logits")
             first = tf.math.floormod(i - seen, self.num_members)
-            frames = video[:, first::self.num_members] if isinstance(num_frames, int) \
-                and num_frames == 1 else tf.gather(
-                    video, tf.range(first, num_frames, self.num_members), axis=1)
+            if isinstance(num_frames, int) and num_frames == 1:
+                frames = video  # Runs only when this member's turn has come (first == 0).
+            else:
+                frames = tf.gather(video, tf.range(first, num_frames, self.num_members), axis=1)
 
             def run(member=member, frames=frames, own=own):
                 logits, out = member({**own, "image": frames}, training=training)
@@ -169,22 +176,49 @@ def load_member_checkpoint(member, path, index=0):
     Args:
         member: the member model, built with the intended architecture.
         path: a checkpoint prefix or a directory holding checkpoints (the latest
-            is used), as written by `python -m movinet_tf.train`.
+            is used), as written by `python -m movinet_tf.train` (weights keyed
+            by name, see `movinet_tf.train.weights_by_name`).
         index: the member's index, for messages.
 
+    Returns:
+        The checkpoint prefix restored.
+
     Raises:
-        ValueError: if no checkpoint is found, or its variables do not fit the
-            member (the message names the member, the checkpoint and the cause).
+        ValueError: if no checkpoint is found, or its weights do not fit the
+            member: names missing on either side or shapes that differ (the
+            message names the member, the checkpoint and examples).
     """
+    from movinet_tf.export_lib.loading import weights_by_name
     prefix = tf.train.latest_checkpoint(path) if tf.io.gfile.isdir(path) else path
     if not prefix or not tf.io.gfile.exists(prefix + ".index"):
         raise ValueError(f"Ensemble member {index}: no checkpoint found at {path!r}.")
-    checkpoint = tf.train.Checkpoint(model=member)
-    try:
-        checkpoint.read(prefix).assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as error:
+    named = weights_by_name(member)
+    stored = {}
+    for key, shape in tf.train.load_checkpoint(prefix).get_variable_to_shape_map().items():
+        if key.startswith("model/") and key.endswith("/.ATTRIBUTES/VARIABLE_VALUE"):
+            # Object-graph names escape '/' inside a dict key as '.S' (and '.' as '..').
+            name = key[len("model/"):-len("/.ATTRIBUTES/VARIABLE_VALUE")]
+            stored[name.replace(".S", "/").replace("..", ".")] = shape
+    missing = sorted(set(named) - set(stored))
+    extra = sorted(set(stored) - set(named))
+    wrong = sorted(name for name in set(named) & set(stored)
+                   if list(named[name].shape) != list(stored[name]))
+    if missing or extra or wrong:
+        details = []
+        if missing:
+            details.append(f"{len(missing)} member weight(s) not in the checkpoint, e.g. "
+                           f"{missing[:3]}")
+        if extra:
+            details.append(f"{len(extra)} checkpoint weight(s) the member lacks, e.g. {extra[:3]}")
+        if wrong:
+            name = wrong[0]
+            details.append(f"{len(wrong)} shape mismatch(es), e.g. {name!r}: checkpoint "
+                           f"{list(stored[name])}, member {list(named[name].shape)}")
         raise ValueError(
             f"Ensemble member {index}: checkpoint {prefix!r} does not fit the member's "
             f"architecture ({member.name}, {member.count_params():,} parameters): "
-            f"{str(error).splitlines()[0][:300]}") from error
+            + "; ".join(details) + ".")
+    status = tf.train.Checkpoint(model=named).restore(prefix)
+    status.expect_partial()  # The optimizer and the data position are not needed here.
+    status.assert_existing_objects_matched()
     return prefix

@@ -37,7 +37,8 @@ def define_flags():
     ``--config``, ``--model_dir`` and ``--set`` are the flags of `movinet_tf.train`
     (imported here), with the quickstart's own defaults applied in `main`.
     """
-    from movinet_tf import train  # noqa: F401  (registers --config, --model_dir, --set)
+    from movinet_tf import train
+    train.define_flags()
     flags.DEFINE_integer("video_index", 0, "Which validation video of the builtin set to stream.")
 
 

@@ -32,12 +32,20 @@ from absl import app
 from absl import flags
 from absl import logging
 
-flags.DEFINE_string("config", None, "Config name in configs/ (e.g. a0_stream_builtin) or a YAML path.")
-flags.DEFINE_string("model_dir", None, "Output directory (default: runs/<config name>).")
-flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"], "What to run.")
-flags.DEFINE_multi_string("set", [], "Override, key=value with a dotted key; repeatable.")
-
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Defines the CLI flags (called by `run`; importing this module registers none)."""
+    flags.DEFINE_string("config", None,
+                        "Config name in configs/ (e.g. a0_stream_builtin) or a YAML path.")
+    flags.DEFINE_string("model_dir", None, "Output directory (default: runs/<config name>).")
+    flags.DEFINE_enum("mode", "train_and_eval", ["train", "eval", "train_and_eval"],
+                      "What to run.")
+    flags.DEFINE_multi_string("set", [], "Override, key=value with a dotted key; repeatable.")
+    flags.DEFINE_integer("member", None, "Ensemble configs only: train just this member "
+                         "(0-based); default: every member in order, each resuming from its "
+                         "own checkpoint.")
 
 CONFIG_FILE = "config.yaml"
 
@@ -602,11 +610,22 @@ def main(argv):
         sys.exit(f"movinet_tf.train: error: {error}")
     model_dir = FLAGS.model_dir or os.path.join(
         "runs", os.path.splitext(os.path.basename(FLAGS.config))[0])
+    if cfg.ensemble.members > 1:
+        from movinet_tf import ensemble_train
+        members = cfg.ensemble.members
+        if FLAGS.member is not None and not 0 <= FLAGS.member < members:
+            raise app.UsageError(f"--member {FLAGS.member} does not exist: the ensemble has "
+                                 f"{members} members (0..{members - 1}).")
+        ensemble_train.train_ensemble(cfg, model_dir, FLAGS.mode, FLAGS.member)
+        return
+    if FLAGS.member is not None:
+        raise app.UsageError("--member is for ensemble configs (ensemble.members >= 2).")
     train_and_evaluate(cfg, model_dir, FLAGS.mode)
 
 
 def run():
     """Console-script entry point (``movinet-train``)."""
+    define_flags()
     app.run(main)
 
 

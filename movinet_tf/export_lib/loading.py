@@ -13,6 +13,8 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from movinet_tf.train import weights_by_name  # The training checkpoint key scheme.
+
 CONFIG_FILE = "config.yaml"
 
 
@@ -62,22 +64,6 @@ def find_config(checkpoint):
     return candidate if os.path.isfile(candidate) else None
 
 
-def weights_by_name(model):
-    """The training checkpoint's key scheme: weight path minus the model name.
-
-    Mirrors `movinet_tf.train.weights_by_name`, which cannot be imported here:
-    `movinet_tf.train` defines absl flags at import time (--config, ...), which
-    clash with the export CLIs' own flags.
-    """
-    named = {}
-    for weight in model.weights:
-        key = weight.path.split("/", 1)[1] if "/" in weight.path else weight.path
-        if key in named:
-            raise ValueError(f"Two weights of {model.name} are both named {key!r}.")
-        named[key] = weight
-    return named
-
-
 def build_from_config(cfg):
     """The model of a training config, as `movinet_tf.train.build_model` builds it."""
     import movinet_tf
@@ -107,6 +93,19 @@ def _labels_from_config(cfg):
         return None
 
 
+def _load_ensemble(cfg, model_dir, image_size):
+    """A trained temporal ensemble (``model_dir/member<i>``) as a `LoadedModel`."""
+    from movinet_tf import ensemble_train
+    if model_dir is None or not os.path.isdir(model_dir):
+        raise ValueError("An ensemble config needs --checkpoint MODEL_DIR: the directory with "
+                         f"member0/ .. member{cfg.ensemble.members - 1}/; got {model_dir!r}.")
+    model = ensemble_train.load_ensemble(cfg, model_dir)
+    size = image_size or cfg.data.image_size
+    min_size = int(round(size * cfg.data.min_image_size / cfg.data.image_size))
+    return LoadedModel(model=model, labels=_labels_from_config(cfg), image_size=int(size),
+                       min_image_size=int(min_size), config=cfg, checkpoint=model_dir)
+
+
 def load_model(config=None, checkpoint=None, *, overrides=(), model_id=None, stream=True,
                num_classes=None, image_size=None):
     """Builds the model to export.
@@ -134,6 +133,8 @@ def load_model(config=None, checkpoint=None, *, overrides=(), model_id=None, str
                              f"{checkpoint!r}; pass the training config.")
     if config is not None:
         cfg = config_lib.load_config(config, list(overrides))
+        if cfg.ensemble.members > 1:
+            return _load_ensemble(cfg, checkpoint, image_size)
         if cfg.runtime.mixed_precision != "float32":
             logging.info("Building the export model in float32 (trained with %s).",
                          cfg.runtime.mixed_precision)

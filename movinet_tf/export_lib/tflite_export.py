@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from movinet_tf.export_lib import frame_graph as frame_graph_lib
+from movinet_tf.export_lib.ensemble_graph import make_frame_graph
 from movinet_tf.export_lib import tflite_model
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
@@ -257,7 +257,8 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
     """Exports a stream model as a single-frame streaming TFLite model.
 
     Args:
-        model: a stream `MovinetClassifier` (float32).
+        model: a stream `MovinetClassifier` (float32), or a `TemporalEnsemble` of
+            them: one file in which frame t runs member t mod N only.
         output_path: the .tflite path; ``.labels.txt`` and ``.json`` files are
             written beside it (same stem).
         image_size: frame side (int) or (H, W).
@@ -286,7 +287,7 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
     if not output_path.endswith(".tflite"):
         raise ValueError(f"output_path must end with .tflite; got {output_path!r}.")
     labels = _check_labels(labels, model.num_classes)
-    graph = frame_graph_lib.FrameGraph(model, image_size)
+    graph = make_frame_graph(model, image_size)
     layout = "gpu" if gpu_compatible_states else "published"
     logging.info("Converting %s to TFLite (%s, %s states, %dx%d).", model.name, quantize, layout,
                  *graph.image_size)
@@ -330,7 +331,7 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
         frame), ``num_clips`` and ``num_frames``.
     """
     streamer = tflite_model.TFLiteStreamer(tflite_path, num_threads=num_threads)
-    graph = frame_graph_lib.FrameGraph(model, image_size or streamer.image_size)
+    graph = make_frame_graph(model, image_size or streamer.image_size)
     step = tf.function(graph.__call__, autograph=False, reduce_retracing=True)
     final_agree, frame_agree, errors = [], [], []
     for index, video in enumerate(videos):

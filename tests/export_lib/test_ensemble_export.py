@@ -1,0 +1,99 @@
+"""A temporal ensemble exported as ONE single-frame streaming TFLite file, and as a SavedModel."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import movinet_tf
+from helpers import random_video, randomize_weights
+from movinet_tf import config as config_lib
+from movinet_tf.ensemble import FRAME_COUNT_NAME, TemporalEnsemble
+from movinet_tf.export_lib import TFLiteStreamer, export_saved_model, export_tflite, op_counts
+
+IMAGE_SIZE = 32
+NUM_FRAMES = 7  # Odd: member 0 gets one frame more than member 1.
+# float32 TFLite against Keras, logits of magnitude ~10.
+ATOL = 1e-4
+
+
+def _tiny_member(seed):
+    spec = config_lib.load_config("tiny").model.block_specs
+    model = movinet_tf.build_model("tiny", stream=True, num_classes=5, block_specs=spec)
+    return randomize_weights(model, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def ensemble():
+    return TemporalEnsemble([_tiny_member(1), _tiny_member(2)])
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return random_video([1, NUM_FRAMES, IMAGE_SIZE, IMAGE_SIZE, 3], seed=21)
+
+
+@pytest.fixture(scope="module")
+def exported(ensemble, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ensemble") / "ensemble.tflite"
+    return export_tflite(ensemble, path, image_size=IMAGE_SIZE, labels=list("abcde"))
+
+
+def _keras_stream(model, clip):
+    states = model.init_states([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3])
+    out = []
+    for t in range(clip.shape[1]):
+        logits, states = model({**states, "image": clip[:, t:t + 1]})
+        out.append(logits.numpy()[0])
+    return np.stack(out)
+
+
+def test_tflite_ensemble_equals_keras_ensemble_frame_by_frame(ensemble, clip, exported):
+    expected = _keras_stream(ensemble, clip)
+    assert np.abs(expected).max() > 1.0
+    got = TFLiteStreamer(exported.model_path).run(clip[0])
+    np.testing.assert_allclose(got, expected, atol=ATOL, rtol=0)
+    # After the last frame: the clip-mode ensemble (even frames to member 0, odd to member 1).
+    np.testing.assert_allclose(got[-1], ensemble(clip).numpy()[0], atol=ATOL, rtol=0)
+    # Frame 0 is member 0's alone; from frame 1 on, the average of both.
+    member0 = ensemble.members[0](clip[:, :1]).numpy()[0]
+    np.testing.assert_allclose(got[0], member0, atol=ATOL, rtol=0)
+
+
+def test_one_file_one_signature_prefixed_states_and_one_member_per_frame(ensemble, exported):
+    manifest = exported.manifest
+    names = [state["name"] for state in manifest["states"]]
+    assert names[0] == FRAME_COUNT_NAME
+    member_states = [sorted(n for n in names if n.startswith(f"member{i}_")) for i in (0, 1)]
+    single = sorted(ensemble.members[0].state_specs([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3]))
+    assert member_states[0] == sorted(["member0_logits"] + [f"member0_{n}" for n in single])
+    assert len(set(names)) == len(names) == 1 + 2 * (1 + len(single))
+    counts = op_counts(exported.model_path)
+    assert counts.get("IF", 0) == 2, counts  # One conditional per member: only one runs.
+    assert not any(op.startswith("CUSTOM") or "FLEX" in op for op in counts)
+    # The members' convs sit in the IF branches, not in the main graph that runs every frame.
+    single_path = exported.model_path.replace("ensemble.tflite", "member0.tflite")
+    single_counts = export_tflite(ensemble.members[0], single_path, image_size=IMAGE_SIZE).op_counts
+    assert counts["CONV_2D"] == 2 * single_counts["CONV_2D"]
+
+
+def test_saved_model_of_an_ensemble_loads_without_movinet_tf(ensemble, clip, tmp_path):
+    directory = export_saved_model(ensemble, tmp_path / "sm", labels=list("abcde"),
+                                   image_size=IMAGE_SIZE)
+    np.save(tmp_path / "clip.npy", clip)
+    script = textwrap.dedent(f"""
+        import sys, numpy as np, tensorflow as tf
+        loaded = tf.saved_model.load({str(directory)!r})
+        clip = np.load({str(tmp_path / 'clip.npy')!r})
+        out = loaded.signatures["serving_default"](image=tf.constant(clip))
+        np.save({str(tmp_path / 'logits.npy')!r}, out["logits"].numpy())
+        assert "movinet_tf" not in sys.modules
+    """)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=300, check=False, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), ensemble(clip).numpy(),
+                               atol=ATOL, rtol=0)
