@@ -119,7 +119,8 @@ class CheckpointModel:
 
     def __init__(self, path, config, image_size):
         import tensorflow as tf
-        from movinet_tf.export_lib import FrameGraph, load_model
+        from movinet_tf.export_lib import load_model
+        from movinet_tf.export_lib.ensemble_graph import make_frame_graph
         loaded = load_model(config, path, image_size=image_size)
         if not loaded.model.is_stream:
             raise StreamError(f"{path!r} holds a base (non-causal) model; streaming needs a "
@@ -127,7 +128,7 @@ class CheckpointModel:
         self.labels = loaded.labels
         self.image_size = loaded.image_size
         self.min_image_size = loaded.min_image_size
-        self.graph = FrameGraph(loaded.model, loaded.image_size)
+        self.graph = make_frame_graph(loaded.model, loaded.image_size)  # Ensembles too.
         self.step_fn = tf.function(self.graph.__call__, autograph=False)
         self.fixed_size = True
         self.tf = tf
