@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -171,7 +172,11 @@ def _convert(graph, layout, quantize, calibration_videos):
                     yield {name: sample[name] for name in names}
 
             converter.representative_dataset = representative_dataset
-        return converter.convert()
+        with warnings.catch_warnings():
+            # int8 calibration runs TensorFlow's own calibrator, which still builds the
+            # deprecated tf.lite.Interpreter internally; our code runs LiteRT.
+            warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+            return converter.convert()
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
