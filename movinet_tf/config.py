@@ -265,6 +265,15 @@ def _from_dict(cls, values, section=""):
     return cls(**kwargs)
 
 
+def from_dict(cls, values, section=""):
+    """Builds any config dataclass `cls` from a mapping, strictly (unknown keys, types, choices).
+
+    The field annotations give the types and ``metadata={"choices": (...)}`` the allowed
+    values; the search configs (`movinet_tf.nas.config`) use it too.
+    """
+    return _from_dict(cls, values, section)
+
+
 def _validate(cfg):
     """Cross-field checks that a single field's type cannot express; returns `cfg`."""
     if cfg.model.block_specs is None and cfg.model.model_id not in MODEL_IDS:

@@ -8,7 +8,6 @@ of the wrong type is a `TypeError` naming the key. ``--set search.steps=10``
 overrides use the trainer's override syntax.
 """
 import dataclasses
-import difflib
 import typing
 
 import yaml
@@ -19,16 +18,22 @@ from movinet_tf.nas import space as space_lib
 from movinet_tf.nas.cost import COST_KINDS
 
 
+def _choices(*values):
+    return {"choices": tuple(values)}
+
+
 @dataclasses.dataclass
 class SpaceConfig:
     """The search space. ``preset: movinet`` is the paper's space (`movinet_space`);
     ``preset: custom`` uses the lists below (see `SearchSpace` for their meaning)."""
-    preset: str = "movinet"
+    preset: str = dataclasses.field(default="movinet", metadata=_choices("movinet", "custom"))
     stem_widths: typing.List[int] = dataclasses.field(default_factory=lambda: [8])
     block_widths: typing.List[typing.List[int]] = dataclasses.field(
         default_factory=lambda: [[8, 16], [16, 24], [24, 32], [24, 32], [32, 48]])
     max_layers: typing.List[int] = dataclasses.field(default_factory=lambda: [2, 3, 3, 3, 3])
-    expand_ratios: typing.List[str] = dataclasses.field(default_factory=lambda: ["2", "3", "4"])
+    # Ratios such as 3, 2.5 or '8/3' (text for fractions).
+    expand_ratios: typing.List[typing.Union[str, int, float]] = dataclasses.field(
+        default_factory=lambda: ["2", "3", "4"])
     kernels: typing.List[str] = dataclasses.field(
         default_factory=lambda: [space_lib.kernel_text(k) for k in space_lib.KERNELS])
     head_widths: typing.List[int] = dataclasses.field(default_factory=lambda: [64, 96])
@@ -40,8 +45,10 @@ class SpaceConfig:
 class CandidateConfig:
     """How every candidate architecture is built (as ``build_model`` arguments)."""
     stream: bool = True
-    conv_type: str = "2plus1d"
-    se_type: str = "2plus3d"
+    conv_type: str = dataclasses.field(default="2plus1d",
+                                       metadata=_choices("3d", "2plus1d", "3d_2plus1d"))
+    se_type: str = dataclasses.field(default="2plus3d",
+                                     metadata=_choices("3d", "2d", "2plus3d", "none"))
     activation: str = "hard_swish"
     gating_activation: str = "hard_sigmoid"
     classifier_activation: str = "hard_swish"
@@ -75,13 +82,14 @@ class LoopConfig:
     """
     steps: int = 1000
     warmup_steps: int = 200
-    weight_optimizer: str = "sgd"
+    weight_optimizer: str = dataclasses.field(default="sgd",
+                                              metadata=_choices("sgd", "adam", "rmsprop"))
     weight_learning_rate: float = 0.05
     momentum: float = 0.9
     label_smoothing: float = 0.1
     controller_learning_rate: float = 0.05
     baseline_momentum: float = 0.95
-    cost: str = "flops"
+    cost: str = dataclasses.field(default="flops", metadata=_choices(*COST_KINDS))
     cost_target: float = 5.0
     beta: float = -0.5
     checkpoint_every: int = 50
@@ -97,75 +105,6 @@ class NasConfig:
     model: CandidateConfig = dataclasses.field(default_factory=CandidateConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     search: LoopConfig = dataclasses.field(default_factory=LoopConfig)
-
-
-_CHOICES = {
-    "space.preset": ("movinet", "custom"),
-    "model.conv_type": ("3d", "2plus1d", "3d_2plus1d"),
-    "model.se_type": ("3d", "2d", "2plus3d", "none"),
-    "search.weight_optimizer": ("sgd", "adam", "rmsprop"),
-    "search.cost": COST_KINDS,
-}
-
-
-def _convert(value, tp, key):
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if value is None:
-            value = {}
-        if not isinstance(value, dict):
-            raise TypeError(f"Config key {key!r} expects a mapping, got {value!r}.")
-        return _from_dict(tp, value, key)
-    if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise TypeError(f"Config key {key!r} expects a list, got {value!r}.")
-        (item,) = typing.get_args(tp)
-        return [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise TypeError(f"Config key {key!r} expects true/false, got {value!r}.")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"Config key {key!r} expects an int, got {value!r}.")
-        return value
-    if tp is float:
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"Config key {key!r} expects a number, got {value!r}.")
-        return float(value)
-    if tp is str:
-        # Ratios such as 3 or 2.5 may be written as numbers.
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise TypeError(f"Config key {key!r} expects a string, got {value!r}.")
-        return str(value)
-    raise TypeError(f"Config key {key!r} has an unsupported type {tp!r}.")
-
-
-def _from_dict(cls, values, section=""):
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
-    kwargs = {}
-    for name, value in values.items():
-        key = f"{section}.{name}" if section else str(name)
-        if name not in fields:
-            close = difflib.get_close_matches(str(name), list(fields), n=1, cutoff=0.5)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"Unknown config key {key!r}.{hint} Valid keys"
-                             f"{' of ' + repr(section) if section else ''}: {', '.join(fields)}.")
-        if cls is DataConfig:
-            kwargs[name] = _convert(value, hints[name], key)
-            continue
-        converted = _convert(value, hints[name], key)
-        if key in _CHOICES and converted not in _CHOICES[key]:
-            raise ValueError(f"Config key {key!r} is {converted!r}; expected one of "
-                             f"{', '.join(_CHOICES[key])}.")
-        kwargs[name] = converted
-    return cls(**kwargs)
 
 
 def build_space(space_cfg):
@@ -217,7 +156,7 @@ def config_from_dict(values):
         values = {}
     if not isinstance(values, dict):
         raise TypeError(f"A search config must be a mapping, got {type(values).__name__}.")
-    return _validate(_from_dict(NasConfig, values))
+    return _validate(experiment_config.from_dict(NasConfig, values))
 
 
 def load_config(path, overrides=()):
