@@ -3,7 +3,6 @@ import os
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 
 def randomize_weights(model_or_layer, seed=0, gain=1.5):

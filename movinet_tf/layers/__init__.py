@@ -5,3 +5,7 @@ from movinet_tf.layers.blocks import (ClassifierHead, MovinetBlock, Scale, SkipB
                                       StochasticDepth)
 from movinet_tf.layers.conv import CausalConv3D
 from movinet_tf.layers.pooling import CumulativeGlobalAveragePooling3D
+
+__all__ = ["CausalConv3D", "ClassifierHead", "CumulativeGlobalAveragePooling3D", "MovinetBlock",
+           "PositionalEncoding", "Scale", "SkipBlock", "SqueezeExcitation", "StochasticDepth",
+           "get_activation", "hard_sigmoid", "hard_swish", "make_divisible", "swish"]

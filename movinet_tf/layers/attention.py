@@ -1,5 +1,4 @@
 """Squeeze-excitation for video, causal and streamable, with positional encoding."""
-import math
 
 import keras
 import numpy as np

@@ -4,7 +4,6 @@ import tensorflow as tf
 
 from movinet_tf.layers.attention import SqueezeExcitation
 from movinet_tf.layers.conv import CausalConv3D, dims
-from movinet_tf.layers.pooling import CumulativeGlobalAveragePooling3D
 
 
 @keras.saving.register_keras_serializable(package="movinet_tf")

@@ -3,3 +3,7 @@ from movinet_tf.models.movinet import (MovinetBackbone, MovinetClassifier, build
                                        variant_defaults)
 from movinet_tf.models.specs import (MODEL_IDS, MODEL_SPECS, BlockSpec, LayerSpec, ModelSpec,
                                      format_spec, get_spec, parse_spec)
+
+__all__ = ["MODEL_IDS", "MODEL_SPECS", "BlockSpec", "LayerSpec", "ModelSpec", "MovinetBackbone",
+           "MovinetClassifier", "build_model", "format_spec", "get_spec", "parse_spec",
+           "variant_defaults"]

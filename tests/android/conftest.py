@@ -5,7 +5,6 @@ clip come from the cache that `android_demo/install_build_tools.sh` fills (it ca
 `android_demo/fetch_deps.sh`). Outside CI a missing cache or tool skips these tests with the
 command to run; under CI (env CI set) it fails, so a broken install cannot pass as green.
 """
-import json
 import os
 import shutil
 import subprocess
@@ -80,48 +79,10 @@ def harness(core_classes, host_bridge, host_runtime):
     return call
 
 
-def _export_with_core(model, path, image_size, labels):
-    """Stand-in for movinet_tf.export_lib.export_tflite while that module is missing: the
-    single-frame streaming signature {'image', **states} -> {'logits', **states}."""
-    import tensorflow as tf
-    from tensorflow.python.framework import convert_to_constants
-
-    specs = model.state_specs([1, 1, image_size, image_size, 3])
-    signature = {"image": tf.TensorSpec([1, 1, image_size, image_size, 3], tf.float32,
-                                        name="image")}
-    signature.update({name: tf.TensorSpec(spec.shape, spec.dtype, name=name)
-                      for name, spec in specs.items()})
-
-    @tf.function(input_signature=[signature])
-    def predict(inputs):
-        logits, states = model(inputs, training=False)
-        return {"logits": logits, **states}
-
-    # Freeze first: converting the Keras 3 function directly keeps the weights as resource
-    # variables (READ_VARIABLE ops that fail at invoke). Re-wrapping the frozen graph restores
-    # the named signature.
-    concrete = predict.get_concrete_function()
-    frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
-    output_keys = sorted(concrete.structured_outputs)
-
-    @tf.function(input_signature=[signature])
-    def serving_default(inputs):
-        return dict(zip(output_keys, frozen(*tf.nest.flatten(inputs))))
-
-    converter = tf.lite.TFLiteConverter.from_concrete_functions(
-        [serving_default.get_concrete_function()], tf.Module())
-    path.write_bytes(converter.convert())
-    path.with_suffix(".txt").write_text("".join(f"{label}\n" for label in labels))
-    manifest = {"image_size": image_size, "num_classes": len(labels),
-                "states": {name: {"shape": list(spec.shape), "dtype": spec.dtype.name}
-                           for name, spec in specs.items()}}
-    path.with_suffix(".json").write_text(json.dumps(manifest, indent=1))
-
-
 @pytest.fixture(scope="session")
 def stream_model(tmp_path_factory):
     """A0 stream single-frame TFLite ({IMAGE_SIZE}px, random weights) with its labels and
-    manifest. Uses movinet_tf.export_lib when present, else the stand-in above.
+    manifest, written by the project's exporter (movinet_tf.export_lib.export_tflite).
 
     Returns:
         dict with paths 'tflite', 'labels', 'manifest' (or None), and 'labels_list'.
@@ -137,14 +98,8 @@ def stream_model(tmp_path_factory):
     # state) affects the logits; the gain keeps logits O(1) for an absolute tolerance.
     randomize_weights(model, seed=0, gain=1.0)
     path = out / "a0_stream.tflite"
-    try:
-        from movinet_tf.export_lib import export_tflite
-    except ImportError:
-        export_tflite = None
-    if export_tflite is not None:
-        export_tflite(model, str(path), image_size=IMAGE_SIZE, labels=labels)
-    else:
-        _export_with_core(model, path, IMAGE_SIZE, labels)
+    from movinet_tf.export_lib import export_tflite
+    export_tflite(model, str(path), image_size=IMAGE_SIZE, labels=labels)
     label_files = sorted(p for p in out.iterdir() if p.suffix == ".txt")
     manifests = sorted(p for p in out.iterdir() if p.suffix == ".json")
     assert label_files, f"export wrote no labels file next to {path}: {list(out.iterdir())}"
