@@ -101,8 +101,9 @@ class FlopsCost:
 class TfliteLatency:
     """Median single-frame latency (ms) of the streaming TFLite model, cached by spec.
 
-    Each new architecture is built (random weights), converted with the plain
-    TFLite converter and timed with the LiteRT interpreter on one thread.
+    Each new architecture is built (random weights), exported by
+    `movinet_tf.export_lib.export_tflite` (the file an app would ship) and timed
+    with the LiteRT interpreter on one thread.
 
     Args:
         frame_size: H = W of a frame.
@@ -124,37 +125,20 @@ class TfliteLatency:
         return self._cache[text]
 
     def _measure(self, text):
-        import tensorflow as tf
-        from ai_edge_litert.interpreter import Interpreter
-        from tensorflow.python.framework import convert_to_constants
+        import tempfile
+
+        from movinet_tf.export_lib import TFLiteStreamer, export_tflite
 
         model = self.build_fn(text)
         if not model.is_stream:
             raise ValueError("TFLite latency is measured on a stream model; set model.stream=true.")
         shape = [1, 1, self.frame_size, self.frame_size, 3]
-        specs = {k: tf.TensorSpec(v.shape, v.dtype, name=k)
-                 for k, v in model.state_specs(shape).items()}
-        specs["image"] = tf.TensorSpec(shape, tf.float32, name="image")
-
-        @tf.function(input_signature=[specs])
-        def predict(inputs):
-            logits, states = model(inputs, training=False)
-            return {"logits": logits, **states}
-
-        # Keras 3 weights stay resource variables (READ_VARIABLE ops that fail when
-        # invoked) unless the graph is frozen first; the wrapper restores the signature.
-        concrete = predict.get_concrete_function()
-        frozen = convert_to_constants.convert_variables_to_constants_v2(concrete)
-        output_keys = sorted(concrete.structured_outputs)
-
-        @tf.function(input_signature=[specs])
-        def serve(inputs):
-            return dict(zip(output_keys, frozen(*tf.nest.flatten(inputs))))
-
-        converter = tf.lite.TFLiteConverter.from_concrete_functions(
-            [serve.get_concrete_function()], tf.Module())
-        interpreter = Interpreter(model_content=converter.convert(), num_threads=1)
-        runner = interpreter.get_signature_runner()
+        # The file a deployment would ship: the project's exporter (folded BN, 4-D graph).
+        with tempfile.TemporaryDirectory(prefix="movinet_nas_latency_") as work:
+            exported = export_tflite(model, f"{work}/candidate.tflite",
+                                     image_size=self.frame_size)
+            streamer = TFLiteStreamer(exported.model_path, num_threads=1)
+        runner = streamer.runner
         feeds = {}
         for name, detail in runner.get_input_details().items():
             feeds[name] = np.zeros(detail["shape"], detail["dtype"])
