@@ -5,10 +5,10 @@ movinet_tf (Keras 3), so every official measurement runs Python code in a
 subprocess with ``TF_USE_LEGACY_KERAS=1`` and reads one JSON line back.
 Install it with ``make -f Makefile.reference install-reference``.
 """
-import importlib.util
 # have_reference and official_env repeat tests/reference/peer.py on purpose: the official
 # worker processes import this file under tf_keras, and importing movinet_tf (Keras 3,
 # TensorFlow) there to share them would load the other Keras into the measured process.
+import importlib.util
 import json
 import os
 import subprocess
