@@ -363,6 +363,9 @@ def _validate_ensemble(cfg):
                              f"some of {', '.join(MODEL_IDS)}.")
         if cfg.model.block_specs is not None:
             raise ValueError("ensemble.model_ids cannot be combined with model.block_specs.")
+    if cfg.data.interleave_count != 1:
+        raise ValueError(f"data.interleave_count is {cfg.data.interleave_count} in an ensemble "
+                         "config; leave it 1: each member's is set from the ensemble section.")
     if cfg.train.init_checkpoint:
         raise ValueError("train.init_checkpoint is not supported for ensembles: each member "
                          "trains from its own initialisation.")
@@ -371,8 +374,11 @@ def _validate_ensemble(cfg):
 def member_config(cfg, index):
     """The training config of ensemble member `index`: 1/multiplier of the frames, same span.
 
-    Frames ``data.num_frames / m`` at stride ``data.temporal_stride * m``; its own
-    model id (``ensemble.model_ids``) and seed; ``ensemble.members`` 1.
+    Frames ``data.num_frames / m`` at stride ``data.temporal_stride * m``, taken
+    by the data pipeline as frames ``index, index + m, ...`` of the full-rate clip
+    (``data.interleave_index`` / ``interleave_count``: member 1 of 2 gets the odd
+    frames); its own model id (``ensemble.model_ids``) and seed;
+    ``ensemble.members`` 1.
     """
     ens = cfg.ensemble
     if not 0 <= index < ens.members:
@@ -383,6 +389,8 @@ def member_config(cfg, index):
     member.data.num_frames = cfg.data.num_frames // m
     member.data.temporal_stride = cfg.data.temporal_stride * m
     member.eval.num_frames = cfg.eval.num_frames // m
+    member.data.interleave_count = m
+    member.data.interleave_index = index
     if ens.model_ids:
         member.model.model_id = ens.model_ids[index]
     member.train.seed = cfg.train.seed + index

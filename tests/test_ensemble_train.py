@@ -47,6 +47,43 @@ def test_member_config_halves_the_frames_over_the_same_span():
     assert [config_lib.member_config(mixed, i).model.model_id for i in (0, 1)] == ["a0", "t0"]
 
 
+@pytest.mark.parametrize("training", [False, True])
+def test_member_pipelines_give_the_even_and_odd_frames_of_the_same_clip(tmp_path, monkeypatch,
+                                                                        training):
+    """Real builtin videos through the real pipeline: member i == full-rate clip[:, i::2]."""
+    from movinet_tf import data as data_lib
+    monkeypatch.setenv("MOVINET_TF_CACHE", str(tmp_path / "cache"))
+    cfg = config_lib.load_config("tiny_ensemble")
+    split = cfg.data.train_split if training else cfg.data.eval_split
+
+    def first_batch(data_cfg):
+        video, label = next(iter(data_lib.build_dataset(data_cfg, split, training=training)))
+        return video.numpy(), label.numpy()
+
+    full, full_labels = first_batch(cfg.data)
+    assert full.shape[1] == 8
+    members = []
+    for index in (0, 1):
+        member_data = config_lib.member_config(cfg, index).data
+        assert (member_data.interleave_index, member_data.interleave_count) == (index, 2)
+        video, labels = first_batch(member_data)
+        assert video.shape[1] == 4
+        np.testing.assert_array_equal(labels, full_labels)  # Same videos, same order.
+        # Same source frames, same crop: the pixels are equal exactly (tolerance 0).
+        np.testing.assert_array_equal(video, full[:, index::2])
+        members.append(video)
+    assert np.abs(members[0] - members[1]).max() > 0.05   # Even and odd frames do differ.
+
+
+def test_interleave_settings_are_checked():
+    with pytest.raises(ValueError, match="interleave_count"):
+        config_lib.load_config("tiny", ["data.interleave_count=2", "data.interleave_index=2"])
+    with pytest.raises(ValueError, match="multiple of data.interleave_count"):
+        config_lib.load_config("tiny", ["data.interleave_count=3"])
+    with pytest.raises(ValueError, match="leave it 1"):
+        config_lib.load_config("tiny_ensemble", ["data.interleave_count=2"])
+
+
 @pytest.mark.parametrize("override,message", [
     ("ensemble.membres=2", "membres"),
     ("ensemble.frame_stride_multiplier=3", "must equal ensemble.members"),

@@ -39,6 +39,16 @@ class DataConfig:
         temporal_stride: distance in source frames between sampled frames.
         random_stride_range: training only: r > 0 draws the stride uniformly
             from ``[max(temporal_stride - r, 1), temporal_stride + r)``.
+        interleave_count: N >= 1. With N > 1 the clip is one of N interleaved
+            clips (temporal-ensemble members): the pipeline places a full-rate
+            clip of ``num_frames * N`` frames at ``temporal_stride / N`` (same
+            start, random or not, and same crop) and keeps its frames
+            ``interleave_index, interleave_index + N, ...``. So the clip is
+            `num_frames` frames at `temporal_stride`, shifted by
+            ``interleave_index * temporal_stride / N`` source frames, and the N
+            clips of one video split the same full-rate clip. With r > 0, the
+            random stride is drawn for the full-rate clip.
+        interleave_index: which of the N interleaved clips, in ``[0, N)``.
         image_size: output height and width, H = W.
         min_image_size: eval: the short side is resized to this, then the
             centre (or left/centre/right) `image_size` square is cropped.
@@ -78,6 +88,8 @@ class DataConfig:
     num_frames: int = 16
     temporal_stride: int = 2
     random_stride_range: int = 0
+    interleave_count: int = 1
+    interleave_index: int = 0
     image_size: int = 56
     min_image_size: int = 64
     crop_area_min: float = 0.08
@@ -121,6 +133,18 @@ def validate_config(cfg):
         value = getattr(cfg, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"data.{name} is {value!r}; expected an integer >= 0.")
+    for name in ("interleave_count", "interleave_index"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"data.{name} is {value!r}; expected an integer.")
+    if cfg.interleave_count < 1 or not 0 <= cfg.interleave_index < cfg.interleave_count:
+        raise ValueError(f"data.interleave_index ({cfg.interleave_index}) and "
+                         f"data.interleave_count ({cfg.interleave_count}): expected count >= 1 "
+                         "and 0 <= index < count.")
+    if cfg.temporal_stride % cfg.interleave_count:
+        raise ValueError(f"data.temporal_stride ({cfg.temporal_stride}) must be a multiple of "
+                         f"data.interleave_count ({cfg.interleave_count}): the full-rate clip "
+                         "has stride temporal_stride / interleave_count.")
     if cfg.min_image_size < cfg.image_size:
         raise ValueError(f"data.min_image_size ({cfg.min_image_size}) must be >= data.image_size "
                          f"({cfg.image_size}): eval crops image_size out of the resized frame.")

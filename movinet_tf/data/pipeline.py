@@ -144,6 +144,8 @@ def _decode_file_fn(stats):
 def _make_clip_fn(cfg, training, encoded):
     """(frames or JPEG bytes [N, ...], label, seed) -> (video, label)."""
     flip_map = tf.constant(builtin.FLIP_LABEL_MAP, tf.int32) if cfg.source == "builtin" else None
+    # Interleaved clips (ensemble members): frames phase, phase + count, ... of a full-rate clip.
+    count, phase = cfg.interleave_count, cfg.interleave_index
 
     def decode(selected):
         return tfrecord.decode_frames(selected) if encoded else selected
@@ -152,8 +154,9 @@ def _make_clip_fn(cfg, training, encoded):
         num_available = tf.shape(frames)[0]
         if training:
             seeds = tf.random.experimental.stateless_split(tf.stack([seed, tf.zeros_like(seed)]), 3)
-            indices = sampling.sample_train_indices(seeds[0], num_available, cfg.num_frames,
-                                                    cfg.temporal_stride, cfg.random_stride_range)
+            indices = sampling.sample_train_indices(
+                seeds[0], num_available, cfg.num_frames * count, cfg.temporal_stride // count,
+                cfg.random_stride_range)[phase::count]
             clip = decode(tf.gather(frames, indices))
             video = preprocess.random_crop_resize(
                 clip, seeds[1], cfg.image_size, (cfg.crop_area_min, cfg.crop_area_max),
@@ -165,7 +168,8 @@ def _make_clip_fn(cfg, training, encoded):
             video = tf.ensure_shape(video, [cfg.num_frames, cfg.image_size, cfg.image_size, 3])
             return video, label
         num_clips, num_crops, t = cfg.eval_num_clips, cfg.eval_num_crops, cfg.num_frames
-        indices = sampling.eval_indices(num_available, t, cfg.temporal_stride, num_clips)
+        indices = sampling.eval_indices(num_available, t * count, cfg.temporal_stride // count,
+                                        num_clips)[:, phase::count]
         clips = decode(tf.gather(frames, tf.reshape(indices, [-1])))      # [K*T, H, W, 3]
         views = preprocess.eval_crops(clips, cfg.image_size, cfg.min_image_size, num_crops)
         size = cfg.image_size
