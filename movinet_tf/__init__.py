@@ -5,11 +5,33 @@ Public API::
     model = movinet_tf.build_model("a0", stream=True, num_classes=600)
     states = model.init_states([1, 1, 172, 172, 3])
     logits, states = model({**states, "image": frame})
+
+The names below load on first use, so that ``import movinet_tf.cli`` or the
+TFLite streaming path never pays for (or needs) TensorFlow.
 """
-from movinet_tf.models import MODEL_IDS, build_model, format_spec, get_spec, parse_spec
-from movinet_tf.models.flops import count_flops
-from movinet_tf.models.official_checkpoint import load_official_checkpoint
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["MODEL_IDS", "build_model", "count_flops", "format_spec", "get_spec",
-           "load_official_checkpoint", "parse_spec"]
+
+_PUBLIC = {
+    "MODEL_IDS": "movinet_tf.models",
+    "build_model": "movinet_tf.models",
+    "format_spec": "movinet_tf.models",
+    "get_spec": "movinet_tf.models",
+    "parse_spec": "movinet_tf.models",
+    "count_flops": "movinet_tf.models.flops",
+    "load_official_checkpoint": "movinet_tf.models.official_checkpoint",
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'movinet_tf' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
