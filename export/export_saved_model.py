@@ -29,6 +29,9 @@ flags.DEFINE_integer("image_size", None, "Eval crop recorded for clients (defaul
 flags.DEFINE_integer("top_k", 5, "Classes in top_k_labels / top_k_probs.")
 flags.DEFINE_string("output", None, "SavedModel directory to write.")
 flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+flags.DEFINE_float("frame_rate", None, "Without --config: frames per second the weights were "
+                   "trained at, recorded in the input contract (with a config it is "
+                   "data.video_fps / data.temporal_stride).")
 flags.mark_flag_as_required("output")
 
 
@@ -41,10 +44,18 @@ def main(argv):
                                    model_id=FLAGS.model_id, stream=FLAGS.stream,
                                    num_classes=FLAGS.num_classes, image_size=FLAGS.image_size)
     labels = tflite_model.read_labels(FLAGS.labels) if FLAGS.labels else loaded.labels
+    contract = loaded.contract
+    if FLAGS.frame_rate is not None:
+        if loaded.config is not None:
+            raise app.UsageError("--frame_rate is for exports without --config; the config gives "
+                                 f"{contract.frame_rate:g} fps (data.video_fps / "
+                                 "data.temporal_stride).")
+        contract = contract.with_frame_rate(FLAGS.frame_rate)
     path = export_lib.export_saved_model(loaded.model, FLAGS.output, labels=labels,
                                          top_k=FLAGS.top_k, overwrite=FLAGS.overwrite,
                                          image_size=loaded.image_size,
-                                         min_image_size=loaded.min_image_size)
+                                         min_image_size=loaded.min_image_size,
+                                         contract=contract)
     kind = "stream" if loaded.model.is_stream else "base"
     print(f"Wrote {path}: {loaded.model.name} ({kind}, {loaded.model.num_classes} classes, "
           f"{'checkpoint ' + loaded.checkpoint if loaded.checkpoint else 'random weights'}).")

@@ -34,6 +34,9 @@ flags.DEFINE_string("calibration_videos", None,
 flags.DEFINE_integer("num_calibration_videos", 8, "Clips used to calibrate int8.")
 flags.DEFINE_integer("num_eval_videos", 4, "Held-out clips for the agreement check.")
 flags.DEFINE_integer("max_frames", 32, "Frames used per calibration / evaluation clip.")
+flags.DEFINE_float("frame_rate", None, "Without --config: frames per second the weights were "
+                   "trained at, recorded in the input contract (with a config it is "
+                   "data.video_fps / data.temporal_stride).")
 flags.mark_flag_as_required("output")
 
 
@@ -55,6 +58,13 @@ def main(argv):
                                    model_id=FLAGS.model_id, stream=True,
                                    num_classes=FLAGS.num_classes, image_size=FLAGS.image_size)
     labels = tflite_model.read_labels(FLAGS.labels) if FLAGS.labels else loaded.labels
+    contract = loaded.contract
+    if FLAGS.frame_rate is not None:
+        if loaded.config is not None:
+            raise app.UsageError("--frame_rate is for exports without --config; the config gives "
+                                 f"{contract.frame_rate:g} fps (data.video_fps / "
+                                 "data.temporal_stride).")
+        contract = contract.with_frame_rate(FLAGS.frame_rate)
     size = loaded.image_size
     calibration = evaluation = None
     if FLAGS.quantize != "none":
@@ -75,7 +85,7 @@ def main(argv):
     result = export_lib.export_tflite(
         loaded.model, FLAGS.output, image_size=size, quantize=FLAGS.quantize, labels=labels,
         calibration_videos=calibration, gpu_compatible_states=FLAGS.gpu_compatible_states,
-        min_image_size=loaded.min_image_size)
+        min_image_size=loaded.min_image_size, contract=contract)
     print(f"Wrote {result.model_path} ({result.size_bytes / 1e6:.2f} MB, {FLAGS.quantize}), "
           f"{result.labels_path}, {result.manifest_path}")
     print(f"States: {result.num_states} tensors, {result.state_bytes} bytes "

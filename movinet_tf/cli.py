@@ -17,6 +17,7 @@ Usage, at the very top of a CLI module, before anything imports TensorFlow::
 
 This module imports neither TensorFlow nor anything that does.
 """
+import contextlib
 import logging as std_logging
 import os
 import sys
@@ -51,6 +52,28 @@ def quiet_tensorflow(argv=None):
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     warnings.filterwarnings("ignore")
     std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hides what native code writes to stderr inside the block, unless ``--verbose``.
+
+    LiteRT prints ``INFO: Created TensorFlow Lite XNNPACK delegate`` from C++ on
+    the first invoke, whatever TF_CPP_MIN_LOG_LEVEL says. Python exceptions
+    raised inside the block still propagate (and print after it).
+    """
+    if verbose():
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def define_verbose_flag():

@@ -5,19 +5,50 @@ Example:
     train = build_dataset(cfg, cfg.train_split, training=True)
     video, label = next(iter(train))                    # [8, 16, 56, 56, 3] float32, [8] int32
     names = class_names(cfg)                            # ['move_right', 'move_left', ...]
-    frames, fps = read_video("clip.mp4")                # uint8 [T, H, W, 3] RGB
-    model_input = preprocess_eval_frames(frames, 56, 64)  # float32 [T, 56, 56, 3]
-"""
-from movinet_tf.data.builtin import CLASS_NAMES as BUILTIN_CLASS_NAMES
-from movinet_tf.data.builtin import FLIP_LABEL_MAP as BUILTIN_FLIP_LABEL_MAP
-from movinet_tf.data.builtin import ensure_builtin, render_clip
-from movinet_tf.data.config import SOURCES, DataConfig, validate_config
-from movinet_tf.data.pipeline import DecodeStats, build_dataset, class_names, num_views
-from movinet_tf.data.preprocess import preprocess_eval_frames
-from movinet_tf.data.tfrecord import encode_sequence_example, write_tfrecord
-from movinet_tf.data.video_io import VideoDecodeError, read_video, write_video
+    contract = InputContract.from_data_config(cfg)      # 12.5 fps, 56x56 crop of short side 64
+    for frame in VideoFrames("clip.mp4", target_fps=contract.frame_rate):
+        model_input = preprocess_frame(frame.rgb, contract)   # float32 [56, 56, 3], one at a time
 
-__all__ = ["BUILTIN_CLASS_NAMES", "BUILTIN_FLIP_LABEL_MAP", "DataConfig", "DecodeStats",
-           "SOURCES", "VideoDecodeError", "build_dataset", "class_names", "encode_sequence_example",
-           "ensure_builtin", "num_views", "preprocess_eval_frames", "read_video", "render_clip",
-           "validate_config", "write_tfrecord", "write_video"]
+The names load on first use: the frame source, the contract and the config
+(`frames`, `contract`, `config`, `video_io`) need OpenCV and numpy only, so the
+TFLite streaming path never imports TensorFlow.
+"""
+import importlib
+
+_PUBLIC = {
+    "BUILTIN_CLASS_NAMES": ("movinet_tf.data.builtin", "CLASS_NAMES"),
+    "BUILTIN_FLIP_LABEL_MAP": ("movinet_tf.data.builtin", "FLIP_LABEL_MAP"),
+    "ensure_builtin": ("movinet_tf.data.builtin", None),
+    "render_clip": ("movinet_tf.data.builtin", None),
+    "SOURCES": ("movinet_tf.data.config", None),
+    "DataConfig": ("movinet_tf.data.config", None),
+    "validate_config": ("movinet_tf.data.config", None),
+    "InputContract": ("movinet_tf.data.contract", None),
+    "VideoFrames": ("movinet_tf.data.frames", None),
+    "preprocess_frame": ("movinet_tf.data.frames", None),
+    "DecodeStats": ("movinet_tf.data.pipeline", None),
+    "build_dataset": ("movinet_tf.data.pipeline", None),
+    "class_names": ("movinet_tf.data.pipeline", None),
+    "num_views": ("movinet_tf.data.pipeline", None),
+    "preprocess_eval_frames": ("movinet_tf.data.preprocess", None),
+    "encode_sequence_example": ("movinet_tf.data.tfrecord", None),
+    "write_tfrecord": ("movinet_tf.data.tfrecord", None),
+    "VideoDecodeError": ("movinet_tf.data.video_io", None),
+    "read_clip_frames": ("movinet_tf.data.video_io", None),
+    "read_video": ("movinet_tf.data.video_io", None),
+    "write_video": ("movinet_tf.data.video_io", None),
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        module, attribute = _PUBLIC[name]
+        value = getattr(importlib.import_module(module), attribute or name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'movinet_tf.data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

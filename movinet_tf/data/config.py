@@ -36,6 +36,10 @@ class DataConfig:
         val_fraction: for folder/csv sources without their own split, the share
             of videos (by a stable hash of the path) that goes to `eval_split`.
         num_frames: frames per clip, T.
+        video_fps: frame rate of the source videos (the builtin set is 25 fps).
+            The model is trained at ``video_fps / temporal_stride`` frames per
+            second, and every export records that rate in its input contract
+            (`movinet_tf.data.contract`), so streaming feeds it the same rate.
         temporal_stride: distance in source frames between sampled frames.
         random_stride_range: training only: r > 0 draws the stride uniformly
             from ``[max(temporal_stride - r, 1), temporal_stride + r)``.
@@ -86,6 +90,7 @@ class DataConfig:
     eval_split: str = "val"
     val_fraction: float = 0.2
     num_frames: int = 16
+    video_fps: float = 25.0
     temporal_stride: int = 2
     random_stride_range: int = 0
     interleave_count: int = 1
@@ -145,6 +150,10 @@ def validate_config(cfg):
         raise ValueError(f"data.temporal_stride ({cfg.temporal_stride}) must be a multiple of "
                          f"data.interleave_count ({cfg.interleave_count}): the full-rate clip "
                          "has stride temporal_stride / interleave_count.")
+    if (isinstance(cfg.video_fps, bool) or not isinstance(cfg.video_fps, (int, float))
+            or not 0.0 < cfg.video_fps <= 1000.0):
+        raise ValueError(f"data.video_fps is {cfg.video_fps!r}; expected frames per second in "
+                         "(0, 1000].")
     if cfg.min_image_size < cfg.image_size:
         raise ValueError(f"data.min_image_size ({cfg.min_image_size}) must be >= data.image_size "
                          f"({cfg.image_size}): eval crops image_size out of the resized frame.")

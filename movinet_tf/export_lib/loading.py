@@ -13,6 +13,7 @@ import os
 import tensorflow as tf
 from absl import logging
 
+from movinet_tf.data.contract import InputContract
 from movinet_tf.train import weights_by_name  # The training checkpoint key scheme.
 
 CONFIG_FILE = "config.yaml"
@@ -29,6 +30,8 @@ class LoadedModel:
         min_image_size: the eval short side before the centre crop.
         config: the `ExperimentConfig` (None without one).
         checkpoint: the checkpoint path restored (None: random weights).
+        contract: the `InputContract` of the training config at `image_size`
+            (frame rate unknown without a config).
     """
     model: object
     labels: list
@@ -36,6 +39,15 @@ class LoadedModel:
     min_image_size: int
     config: object = None
     checkpoint: str = None
+    contract: object = None
+
+    def __post_init__(self):
+        if self.contract is None:
+            if self.config is not None:
+                self.contract = InputContract.from_data_config(self.config.data, self.image_size)
+            else:
+                self.contract = InputContract(frame_rate=None, image_size=self.image_size,
+                                              min_image_size=self.min_image_size)
 
 
 def resolve_checkpoint(path):

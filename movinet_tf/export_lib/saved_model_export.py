@@ -17,8 +17,15 @@ never imports movinet_tf. Signatures:
 
 B, T and H, W are dynamic unless the model was built for fixed ones. The
 restored object also has a ``classify`` function taking either dtype
-(``loaded.classify(clip)``), the class names (``loaded.labels``) and the eval
-preprocessing sizes (``loaded.image_size``, ``loaded.min_image_size``).
+(``loaded.classify(clip)``), the class names (``loaded.labels``), the eval
+preprocessing sizes (``loaded.image_size``, ``loaded.min_image_size``) and the
+input contract: ``loaded.frame_rate`` (frames per second the model was trained
+at, 0.0 when unknown) and ``loaded.input_contract`` (the manifest's JSON, see
+`movinet_tf.data.contract`).
+
+The signatures check their inputs and fail with a message naming the input:
+a clip of T=0 frames, an ``input_shape`` that is not 5 positive numbers, a
+negative frame count state.
 """
 import os
 import shutil
@@ -26,6 +33,8 @@ import tempfile
 
 import tensorflow as tf
 from absl import logging
+
+from movinet_tf.data.contract import InputContract
 
 DEFAULT_TOP_K = 5
 
@@ -44,6 +53,14 @@ def stream_frames(model, video, states):
     """
     names = list(states)
     num_frames = tf.shape(video)[1]
+    checks = [tf.debugging.assert_positive(
+        num_frames, message="image: the clip has T=0 frames; expected [B, T >= 1, H, W, 3]")]
+    checks += [tf.debugging.assert_non_negative(
+        states[name], message=f"state {name!r} is negative; a frame count is >= 0 (pass the "
+                              "states that init_states or the previous call returned)")
+               for name in names if name.endswith("frame_count")]
+    with tf.control_dependencies(checks):
+        num_frames = tf.identity(num_frames)
 
     def body(t, logits, *values):
         frame = video[:, t:t + 1]
@@ -61,7 +78,7 @@ def stream_frames(model, video, states):
 class _ServingModule(tf.Module):
     """Holds the model, the label table and the serving functions."""
 
-    def __init__(self, model, labels, top_k, image_size, min_image_size):
+    def __init__(self, model, labels, top_k, image_size, min_image_size, contract):
         super().__init__(name="movinet_serving")
         self.model = model
         self.labels = tf.Variable(labels, trainable=False, dtype=tf.string, name="labels")
@@ -69,6 +86,11 @@ class _ServingModule(tf.Module):
         self.image_size = tf.Variable(int(image_size or 0), trainable=False, name="image_size")
         self.min_image_size = tf.Variable(int(min_image_size or image_size or 0),
                                           trainable=False, name="min_image_size")
+        self.frame_rate = tf.Variable(float(contract.frame_rate or 0.0) if contract else 0.0,
+                                      trainable=False, dtype=tf.float32, name="frame_rate")
+        self.input_contract = tf.Variable(contract.to_json() if contract else "",
+                                          trainable=False, dtype=tf.string,
+                                          name="input_contract")
         self.top_k = top_k
         time, height, width, _ = model.input_video_shape
         self.video_shape = [None, time, height, width, 3]
@@ -84,6 +106,11 @@ class _ServingModule(tf.Module):
         }
 
     def classify_float(self, image):
+        check = tf.debugging.assert_positive(
+            tf.shape(image)[1], message="image: the clip has T=0 frames; expected "
+                                        "[B, T >= 1, H, W, 3]")
+        with tf.control_dependencies([check]):
+            image = tf.identity(image)
         if self.model.is_stream:
             states = self.model.init_states(tf.shape(image))
             logits, _ = stream_frames(self.model, image, states)
@@ -111,6 +138,16 @@ def _attach_functions(module, model):
         return signatures
 
     def init_states(input_shape):
+        checks = [
+            tf.debugging.assert_equal(
+                tf.size(input_shape), 5,
+                message="init_states: input_shape must have 5 elements [B, T, H, W, 3]"),
+            tf.debugging.assert_positive(
+                input_shape, message="init_states: every element of input_shape "
+                                     "[B, T, H, W, 3] must be >= 1"),
+        ]
+        with tf.control_dependencies(checks):
+            input_shape = tf.identity(input_shape)
         return model.init_states(input_shape)
 
     module.init_states = tf.function(init_states)
@@ -133,7 +170,7 @@ def _attach_functions(module, model):
 
 
 def export_saved_model(model, output_dir, labels=None, top_k=DEFAULT_TOP_K, overwrite=False,
-                       image_size=None, min_image_size=None):
+                       image_size=None, min_image_size=None, contract=None):
     """Writes `model` as a SavedModel at `output_dir` (atomically).
 
     Args:
@@ -146,6 +183,10 @@ def export_saved_model(model, output_dir, labels=None, top_k=DEFAULT_TOP_K, over
         image_size, min_image_size: the eval crop and short side, stored as
             ``loaded.image_size`` / ``loaded.min_image_size`` for clients such
             as `python -m movinet_tf.stream` (0 when not given).
+        contract: the `InputContract` the model was trained with, stored as
+            ``loaded.input_contract`` (JSON) and ``loaded.frame_rate``; its
+            sizes win over `image_size` / `min_image_size`. None: built from
+            those sizes with the frame rate unknown (0.0).
 
     Returns:
         The output directory.
@@ -165,8 +206,13 @@ def export_saved_model(model, output_dir, labels=None, top_k=DEFAULT_TOP_K, over
                          "classes.")
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}.")
+    if contract is None and image_size:
+        contract = InputContract(frame_rate=None, image_size=int(image_size),
+                                 min_image_size=int(min_image_size or image_size))
+    if contract is not None:
+        image_size, min_image_size = contract.image_size[0], contract.min_image_size
     module = _ServingModule(model, labels, min(int(top_k), model.num_classes), image_size,
-                            min_image_size)
+                            min_image_size, contract)
     signatures = _attach_functions(module, model)
     parent = os.path.dirname(output_dir)
     os.makedirs(parent, exist_ok=True)

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from movinet_tf.data.contract import InputContract
 from movinet_tf.export_lib.ensemble_graph import make_frame_graph
 from movinet_tf.export_lib import tflite_model
 
@@ -196,8 +197,13 @@ def _tensor_entry(name, detail):
 
 
 def build_manifest(model_content, graph, *, layout, quantize, model_file, labels_file,
-                   model_id=None, min_image_size=None):
-    """The manifest dict of a converted model (read back from the interpreter)."""
+                   model_id=None, min_image_size=None, contract=None):
+    """The manifest dict of a converted model (read back from the interpreter).
+
+    ``input_contract`` is `contract` (an `InputContract`; None: the graph's
+    sizes and `min_image_size`, frame rate unknown) with the dtype and
+    quantization of the converted model's own image input tensor.
+    """
     from ai_edge_litert.interpreter import Interpreter
     interpreter = Interpreter(model_content=model_content)
     runner = interpreter.get_signature_runner(tflite_model.SIGNATURE)
@@ -236,6 +242,14 @@ def build_manifest(model_content, graph, *, layout, quantize, model_file, labels
             "bytes": nbytes,
         })
     height, width = graph.image_size
+    if contract is None:
+        contract = InputContract(frame_rate=None, image_size=(height, width),
+                                 min_image_size=int(min_image_size or max(height, width)))
+    if tuple(contract.image_size) != (height, width):
+        raise ValueError(f"contract image_size {list(contract.image_size)} differs from the "
+                         f"exported frame size {[height, width]}.")
+    contract = contract.with_tensor(*tflite_model.image_tensor_contract(in_details["image"]))
+    min_image_size = contract.min_image_size
     return {
         "format": MANIFEST_FORMAT,
         "version": MANIFEST_VERSION,
@@ -254,11 +268,13 @@ def build_manifest(model_content, graph, *, layout, quantize, model_file, labels
         "inputs": inputs,
         "outputs": outputs,
         "states": states,
+        "input_contract": contract.to_dict(),
     }
 
 
 def export_tflite(model, output_path, *, image_size, quantize="none", labels=None,
-                  calibration_videos=None, gpu_compatible_states=False, min_image_size=None):
+                  calibration_videos=None, gpu_compatible_states=False, min_image_size=None,
+                  contract=None):
     """Exports a stream model as a single-frame streaming TFLite model.
 
     Args:
@@ -278,6 +294,9 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
             [1, 1, 1, C]; frame counts stay (1,).
         min_image_size: the short side to resize to before the centre crop,
             recorded in the manifest for apps (None: not recorded).
+        contract: the `InputContract` the model was trained with (frame rate,
+            sizes, value range), written as the manifest's ``input_contract``;
+            its sizes win over `min_image_size`. None: frame rate unknown.
 
     Returns:
         A `TFLiteExportResult`.
@@ -307,7 +326,8 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
     manifest = build_manifest(
         content, graph, layout=layout, quantize=quantize,
         model_file=os.path.basename(output_path), labels_file=os.path.basename(labels_path),
-        model_id=getattr(model, "model_id", None), min_image_size=min_image_size)
+        model_id=getattr(model, "model_id", None), min_image_size=min_image_size,
+        contract=contract)
     _atomic_write_bytes(labels_path, ("\n".join(labels) + "\n").encode("utf-8"))
     _atomic_write_bytes(manifest_path,
                         (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))

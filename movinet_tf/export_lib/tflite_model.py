@@ -2,16 +2,22 @@
 
 `TFLiteStreamer` runs a model written by `export_tflite` one frame at a time,
 binding states by signature name (never by raw tensor index), whichever state
-layout the model was exported with. `op_counts` reads the operator list from the
-flatbuffer, to check that a model uses builtin ops only.
+layout the model was exported with, and checks every frame against the model's
+input contract (shape, layout, value range; uint8 frames are scaled, and an
+integer image input is quantized with its tensor's scale and zero point).
+`op_counts` reads the operator list from the flatbuffer, to check that a model
+uses builtin ops only. This module runs on LiteRT and numpy: it never imports
+TensorFlow.
 """
 import collections
 import json
 import os
 
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
-from tensorflow.lite.python import schema_py_generated as schema
+
+from movinet_tf.data.contract import InputContract
 
 SIGNATURE = "serving_default"
 
@@ -68,6 +74,18 @@ def read_labels(path):
         return [line.rstrip("\n") for line in f if line.rstrip("\n")]
 
 
+def image_tensor_contract(detail):
+    """`(dtype, quantization)` of an image input tensor from LiteRT's tensor details."""
+    dtype = np.dtype(detail["dtype"]).name
+    if dtype == "float32":
+        return dtype, None
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if not scale:
+        raise ValueError(f"The {dtype} image input has no quantization scale; cannot map "
+                         "frames to it.")
+    return dtype, (float(scale), int(zero_point))
+
+
 class TFLiteStreamer:
     """Streams frames through an exported single-frame TFLite model.
 
@@ -81,10 +99,13 @@ class TFLiteStreamer:
         state_names: the state inputs (same names as the outputs).
         labels: class names from ``<model>.labels.txt`` if present, else None.
         manifest: the parsed ``<model>.json`` if present, else None.
+        contract: the `InputContract` (from the manifest's ``input_contract``;
+            sizes only, frame rate None, for a model without one). Its dtype and
+            quantization are always those of the model's own image tensor.
 
     Example:
         streamer = TFLiteStreamer("model.tflite")
-        for frame in frames:                     # float32 [H, W, 3] in [0, 1]
+        for frame in frames:                     # float32 [H, W, 3] in [0, 1], or uint8 RGB
             logits = streamer.step(frame)        # [num_classes]
     """
 
@@ -92,7 +113,12 @@ class TFLiteStreamer:
         model_path = os.fspath(model_path)
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"TFLite model {model_path!r} does not exist.")
-        self.interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise ValueError(f"num_threads is {num_threads!r}; expected an integer >= 1.")
+        try:
+            self.interpreter = Interpreter(model_path=model_path, num_threads=num_threads)
+        except ValueError as error:
+            raise ValueError(f"{model_path!r} is not a valid TFLite model ({error}).") from error
         signatures = self.interpreter.get_signature_list()
         if SIGNATURE not in signatures:
             raise ValueError(f"{model_path!r} has signatures {sorted(signatures)}; expected "
@@ -117,29 +143,87 @@ class TFLiteStreamer:
         if os.path.isfile(manifest_path):
             with open(manifest_path, encoding="utf-8") as f:
                 self.manifest = json.load(f)
+        self.contract = self._read_contract(details["image"])
+        self._image_dtype = np.dtype(details["image"]["dtype"])
+        logits_detail = self.runner.get_output_details()["logits"]
+        self._logits_quantization = (None if np.dtype(logits_detail["dtype"]) == np.float32
+                                     else logits_detail.get("quantization"))
         self.reset()
+
+    def _read_contract(self, image_detail):
+        dtype, quantization = image_tensor_contract(image_detail)
+        manifest = self.manifest or {}
+        if manifest.get("input_contract"):
+            contract = InputContract.from_dict(manifest["input_contract"])
+            if tuple(contract.image_size) != tuple(self.image_size):
+                raise ValueError(f"The manifest's input_contract says image_size "
+                                 f"{list(contract.image_size)} but the model takes "
+                                 f"{list(self.image_size)}.")
+        else:  # A manifest from before the contract: sizes only.
+            height, width = self.image_size
+            contract = InputContract(frame_rate=None, image_size=(height, width),
+                                     min_image_size=int(manifest.get("min_image_size") or
+                                                        max(height, width)))
+        return contract.with_tensor(dtype, quantization)
 
     def reset(self):
         """Starts a new stream (zero states)."""
         self.states = {name: np.zeros(d["shape"], d["dtype"])
                        for name, d in self._input_details.items() if name != "image"}
 
-    def step(self, frame):
-        """Feeds one frame; returns float32 logits [num_classes].
+    def model_input(self, frame):
+        """One frame -> the array the model's image tensor takes (checked, scaled, quantized).
 
         Args:
-            frame: float32 [H, W, 3] in [0, 1] (or already [1, 1, H, W, 3]).
+            frame: `[H, W, 3]` RGB (or already the image tensor's shape): float
+                in the contract's value range, or uint8 0..255 (scaled to the
+                value range here).
+
+        Raises:
+            ValueError: a wrong shape or layout (e.g. CHW), or float values
+                outside the value range (such as 0..255 floats) or not finite.
         """
-        frame = np.asarray(frame, np.float32)
-        if frame.size != int(np.prod(self.image_shape)):
-            raise ValueError(f"frame has shape {frame.shape}; this model takes "
-                             f"{self.image_size[0]}x{self.image_size[1]}x3 frames.")
-        outputs = self.runner(image=frame.reshape(self.image_shape), **self.states)
-        logits = outputs.pop("logits")
+        frame = np.asarray(frame)
+        height, width = self.image_size
+        if frame.shape not in ((height, width, 3), self.image_shape):
+            hint = " (channels first? frames are [H, W, 3])" if frame.shape == (3, height,
+                                                                              width) else ""
+            raise ValueError(f"frame has shape {frame.shape}{hint}; this model takes "
+                             f"[{height}, {width}, 3] RGB frames.")
+        low, high = self.contract.value_range
+        if frame.dtype == np.uint8:
+            real = frame.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)
+        elif np.issubdtype(frame.dtype, np.floating):
+            real = frame.astype(np.float32, copy=False)
+            lowest, highest = float(real.min()), float(real.max())
+            tolerance = 1e-3 * (high - low)
+            if not (np.isfinite(lowest) and np.isfinite(highest)):
+                raise ValueError("frame holds NaN or infinite values.")
+            if lowest < low - tolerance or highest > high + tolerance:
+                raise ValueError(f"frame values span [{lowest:g}, {highest:g}]; this model takes "
+                                 f"floats in [{low:g}, {high:g}] (pass uint8 frames to have them "
+                                 "scaled).")
+        else:
+            raise ValueError(f"frame has dtype {frame.dtype}; expected uint8 or float32 RGB.")
+        real = real.reshape(self.image_shape)
+        if self.contract.quantization is None:
+            return real
+        scale, zero_point = self.contract.quantization
+        info = np.iinfo(self._image_dtype)
+        quantized = np.round(real / np.float32(scale)) + zero_point
+        return np.clip(quantized, info.min, info.max).astype(self._image_dtype)
+
+    def step(self, frame):
+        """Feeds one frame (see `model_input`); returns float32 logits [num_classes]."""
+        outputs = self.runner(image=self.model_input(frame), **self.states)
+        logits = np.asarray(outputs.pop("logits")).reshape(-1)
         self.states = outputs
-        return np.asarray(logits, np.float32).reshape(-1)
+        if self._logits_quantization is not None:   # An integer output: back to real logits.
+            scale, zero_point = self._logits_quantization
+            return (logits.astype(np.float32) - zero_point) * np.float32(scale)
+        return logits.astype(np.float32)
 
     def run(self, frames):
-        """Streams float frames [T, H, W, 3] from fresh states; returns logits [T, N]."""
+        """Streams frames [T, H, W, 3] from fresh states; returns logits [T, N]."""
         self.reset()
         return np.stack([self.step(frame) for frame in frames])
