@@ -4,7 +4,8 @@ The path of a video through the pipeline::
 
     source -> (frames or JPEG bytes, label)        files, TFDS, TFRecords
            -> sample frame indices                 sampling.py (train: random; eval: K clips)
-           -> decode / gather those frames
+           -> decode / gather those frames         files: decoded only up to the last index
+                                                   and only those frames kept (video_io)
            -> train: random crop-resize + flip     preprocess.py
               eval:  short-side resize + crops
            -> batch -> prefetch
@@ -126,23 +127,54 @@ def _list_file_videos(cfg, split):
     return files.list_csv(cfg, split)
 
 
-def _decode_file_fn(stats):
-    """A numpy function path -> (uint8 frames [N, H, W, 3], ok); failures give ok=False."""
-    def decode(path):
+def _probe_file_fn():
+    """A numpy function path -> the frame count the container declares (-1: unreadable)."""
+    def probe(path):
         path = path.decode() if isinstance(path, bytes) else str(path)
         try:
-            frames, _ = video_io.read_video(path)
+            return np.int32(video_io.probe_video(path)[0])
+        except (OSError, ValueError, cv2.error):
+            return np.int32(-1)  # The reader reports it (once) when it fails to open too.
+    return probe
+
+
+def _read_file_fn(stats):
+    """A numpy function (path, indices, count) -> (frames, num_decoded, complete, ok).
+
+    Decodes the video only up to its largest needed index and keeps only the
+    frames `indices` names (`video_io.read_frames_at`). `complete` is False
+    when the video ended before that index, i.e. before the `count` frames its
+    container declares; then `num_decoded` is its real length, and the caller
+    samples again with it. Failures give ok=False (logged, counted once).
+    """
+    def read(path, indices, count):
+        path = path.decode() if isinstance(path, bytes) else str(path)
+        try:
+            frames, num_decoded = video_io.read_frames_at(path, indices)
         except (OSError, ValueError, cv2.error) as error:
             logging.warning("Skipping unreadable video %s: %s", path, error)
             stats.record_skipped(path)
-            return np.zeros([1, 1, 1, 3], np.uint8), False
+            return np.zeros([len(indices), 1, 1, 3], np.uint8), np.int32(0), True, False
+        if frames is None:
+            if num_decoded >= count:  # Already sampled with the real length: cannot happen.
+                stats.record_skipped(path)
+                return np.zeros([len(indices), 1, 1, 3], np.uint8), np.int32(0), True, False
+            logging.info("Video %s has %d frames, not the %d its container declares.", path,
+                         num_decoded, count)
+            return np.zeros([len(indices), 1, 1, 3], np.uint8), np.int32(num_decoded), False, True
         stats.record_decoded()
-        return frames, True
-    return decode
+        return frames, np.int32(num_decoded), True, True
+    return read
 
 
-def _make_clip_fn(cfg, training, encoded):
-    """(frames or JPEG bytes [N, ...], label, seed) -> (video, label)."""
+def _make_clip_fns(cfg, training, encoded):
+    """The two halves of turning a video into a clip, so that a file source decodes only
+    the frames a clip needs:
+
+    * ``indices_fn(num_available, seed)``: the source frame indices, int32 `[M]`;
+    * ``views_fn(frames [M, ...], label, seed)``: those frames (or JPEG bytes)
+      -> `(video, label)`.
+    """
     flip_map = tf.constant(builtin.FLIP_LABEL_MAP, tf.int32) if cfg.source == "builtin" else None
     # Interleaved clips (ensemble members): frames phase, phase + count, ... of a full-rate clip.
     count, phase = cfg.interleave_count, cfg.interleave_index
@@ -150,14 +182,23 @@ def _make_clip_fn(cfg, training, encoded):
     def decode(selected):
         return tfrecord.decode_frames(selected) if encoded else selected
 
-    def clip_fn(frames, label, seed):
-        num_available = tf.shape(frames)[0]
+    def train_seeds(seed):
+        return tf.random.experimental.stateless_split(tf.stack([seed, tf.zeros_like(seed)]), 3)
+
+    def indices_fn(num_available, seed):
         if training:
-            seeds = tf.random.experimental.stateless_split(tf.stack([seed, tf.zeros_like(seed)]), 3)
-            indices = sampling.sample_train_indices(
-                seeds[0], num_available, cfg.num_frames * count, cfg.temporal_stride // count,
-                cfg.random_stride_range)[phase::count]
-            clip = decode(tf.gather(frames, indices))
+            return sampling.sample_train_indices(
+                train_seeds(seed)[0], num_available, cfg.num_frames * count,
+                cfg.temporal_stride // count, cfg.random_stride_range)[phase::count]
+        indices = sampling.eval_indices(num_available, cfg.num_frames * count,
+                                        cfg.temporal_stride // count,
+                                        cfg.eval_num_clips)[:, phase::count]
+        return tf.reshape(indices, [-1])
+
+    def views_fn(selected, label, seed):
+        clip = decode(selected)
+        if training:
+            seeds = train_seeds(seed)
             video = preprocess.random_crop_resize(
                 clip, seeds[1], cfg.image_size, (cfg.crop_area_min, cfg.crop_area_max),
                 (cfg.crop_aspect_min, cfg.crop_aspect_max))
@@ -168,15 +209,58 @@ def _make_clip_fn(cfg, training, encoded):
             video = tf.ensure_shape(video, [cfg.num_frames, cfg.image_size, cfg.image_size, 3])
             return video, label
         num_clips, num_crops, t = cfg.eval_num_clips, cfg.eval_num_crops, cfg.num_frames
-        indices = sampling.eval_indices(num_available, t * count, cfg.temporal_stride // count,
-                                        num_clips)[:, phase::count]
-        clips = decode(tf.gather(frames, tf.reshape(indices, [-1])))      # [K*T, H, W, 3]
-        views = preprocess.eval_crops(clips, cfg.image_size, cfg.min_image_size, num_crops)
+        clip = tf.ensure_shape(clip, [num_clips * t, None, None, 3])    # [K*T, H, W, 3]
+        views = preprocess.eval_crops(clip, cfg.image_size, cfg.min_image_size, num_crops)
         size = cfg.image_size
         views = tf.reshape(views, [num_crops, num_clips, t, size, size, 3])
         views = tf.reshape(tf.transpose(views, [1, 0, 2, 3, 4, 5]),
                            [num_clips * num_crops, t, size, size, 3])
         return (views[0] if num_clips * num_crops == 1 else views), label
+
+    return indices_fn, views_fn
+
+
+def _make_clip_fn(cfg, training, encoded):
+    """(frames or JPEG bytes [N, ...] of the whole video, label, seed) -> (video, label)."""
+    indices_fn, views_fn = _make_clip_fns(cfg, training, encoded)
+
+    def clip_fn(frames, label, seed):
+        indices = indices_fn(tf.shape(frames)[0], seed)
+        return views_fn(tf.gather(frames, indices), label, seed)
+
+    return clip_fn
+
+
+def _make_file_clip_fn(cfg, training, stats):
+    """(path, label, seed) -> (video, label, ok), decoding only the frames the clip needs.
+
+    The indices are sampled with the frame count the container declares; a
+    video that turns out shorter is sampled again with its real length, so the
+    clip holds the same frames as sampling the fully decoded video would.
+    """
+    indices_fn, views_fn = _make_clip_fns(cfg, training, encoded=False)
+    probe = _probe_file_fn()
+    read = _read_file_fn(stats)
+
+    def read_clip(path, num_available, seed):
+        indices = indices_fn(num_available, seed)
+        frames, num_decoded, complete, ok = tf.numpy_function(
+            read, [path, indices, num_available], (tf.uint8, tf.int32, tf.bool, tf.bool),
+            stateful=True)
+        return tf.ensure_shape(frames, [None, None, None, 3]), num_decoded, complete, ok
+
+    def clip_fn(path, label, seed):
+        declared = tf.numpy_function(probe, [path], tf.int32, stateful=True)
+        num_available = tf.maximum(tf.ensure_shape(declared, []), 1)
+        frames, num_decoded, complete, ok = read_clip(path, num_available, seed)
+
+        def read_again():
+            again, _, _, ok_again = read_clip(path, tf.maximum(num_decoded, 1), seed)
+            return again, ok_again
+
+        frames, ok = tf.cond(tf.ensure_shape(complete, []), lambda: (frames, ok), read_again)
+        video, label = views_fn(frames, label, seed)
+        return video, label, tf.ensure_shape(ok, [])
 
     return clip_fn
 
@@ -228,14 +312,11 @@ def build_dataset(cfg, split, training, stats=None):
         items = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int32)))
         if training:
             items = items.shuffle(len(paths), seed=cfg.seed, reshuffle_each_iteration=True)
-        decode = _decode_file_fn(stats)
+        file_clip_fn = _make_file_clip_fn(cfg, training, stats)
 
         def load(item, seed):
             path, label = item
-            frames, ok = tf.numpy_function(decode, [path], (tf.uint8, tf.bool), stateful=True)
-            frames = tf.ensure_shape(frames, [None, None, None, 3])
-            video, label = clip_fn(frames, _check_label(label, cfg.num_classes), seed)
-            return video, label, tf.ensure_shape(ok, [])
+            return file_clip_fn(path, _check_label(label, cfg.num_classes), seed)
 
         videos = tf.data.Dataset.zip((items, seeds)).map(load, num_parallel_calls=parallel)
         video_spec = videos.element_spec[0]
