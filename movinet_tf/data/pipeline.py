@@ -127,10 +127,17 @@ def _list_file_videos(cfg, split):
     return files.list_csv(cfg, split)
 
 
+def _as_path(path):
+    """A numpy_function's string argument (bytes, or a 0-d array when eager) as str."""
+    if isinstance(path, np.ndarray):
+        path = path.item()
+    return path.decode() if isinstance(path, bytes) else str(path)
+
+
 def _probe_file_fn():
     """A numpy function path -> the frame count the container declares (-1: unreadable)."""
     def probe(path):
-        path = path.decode() if isinstance(path, bytes) else str(path)
+        path = _as_path(path)
         try:
             return np.int32(video_io.probe_video(path)[0])
         except (OSError, ValueError, cv2.error):
@@ -148,7 +155,7 @@ def _read_file_fn(stats):
     samples again with it. Failures give ok=False (logged, counted once).
     """
     def read(path, indices, count):
-        path = path.decode() if isinstance(path, bytes) else str(path)
+        path = _as_path(path)
         try:
             frames, num_decoded = video_io.read_frames_at(path, indices)
         except (OSError, ValueError, cv2.error) as error:
