@@ -56,7 +56,7 @@ def stream_frames(model, video, states):
     checks = [tf.debugging.assert_positive(
         num_frames, message="image: the clip has T=0 frames; expected [B, T >= 1, H, W, 3]")]
     checks += [tf.debugging.assert_non_negative(
-        states[name], message=f"state {name!r} is negative; a frame count is >= 0 (pass the "
+        states[name], message=f"state {name} is negative; a frame count is >= 0 (pass the "
                               "states that init_states or the previous call returned)")
                for name in names if name.endswith("frame_count")]
     with tf.control_dependencies(checks):
@@ -147,12 +147,14 @@ def _attach_functions(module, model):
                                      "[B, T, H, W, 3] must be >= 1"),
         ]
         with tf.control_dependencies(checks):
-            input_shape = tf.identity(input_shape)
+            input_shape = tf.ensure_shape(tf.identity(input_shape), [5])
         return model.init_states(input_shape)
 
     module.init_states = tf.function(init_states)
     signatures["init_states"] = module.init_states.get_concrete_function(
-        tf.TensorSpec([5], tf.int32, name="input_shape"))
+        # [None], not [5]: a signature does not check static shapes, so the length is
+        # checked inside, where a wrong one gets a message naming input_shape.
+        tf.TensorSpec([None], tf.int32, name="input_shape"))
 
     state_specs = model.state_specs([None, None, None, None, 3])
     names = list(state_specs)

@@ -10,6 +10,7 @@ import pytest
 
 import movinet_tf
 from helpers import randomize_weights, random_video
+from movinet_tf.data.contract import InputContract
 from movinet_tf.export_lib import export_saved_model
 
 TINY_SPEC = "stem 8\nblock 8: e16_k155_s2\nblock 16: e32_k333_s2 e32_k333\nhead 32\nclassifier 64"
@@ -40,6 +41,8 @@ _LOADER = textwrap.dedent("""
         "num_states": len(states),
         "state_names": sorted(states),
         "image_size": int(loaded.image_size.numpy()),
+        "frame_rate": float(loaded.frame_rate.numpy()),
+        "input_contract": json.loads(loaded.input_contract.numpy().decode()),
         "movinet_tf_imported": "movinet_tf" in sys.modules,
     }))
 """)
@@ -50,7 +53,8 @@ def exported(tmp_path_factory):
     model = movinet_tf.build_model("tiny", stream=True, num_classes=4, block_specs=TINY_SPEC)
     randomize_weights(model, seed=2)
     path = tmp_path_factory.mktemp("sm") / "saved_model"
-    export_saved_model(model, path, labels=LABELS, top_k=3, image_size=24)
+    export_saved_model(model, path, labels=LABELS, top_k=3,
+                       contract=InputContract(frame_rate=12.5, image_size=24, min_image_size=28))
     return model, str(path)
 
 
@@ -71,6 +75,10 @@ def test_loads_without_movinet_tf(exported, tmp_path):
     expected_names = sorted(model.state_specs([2, 1, 24, 24, 3]))
     assert info["state_names"] == expected_names and info["num_states"] == 10
     assert info["image_size"] == 24
+    # The input contract travels with the model, readable without movinet_tf.
+    assert info["frame_rate"] == 12.5
+    assert InputContract.from_dict(info["input_contract"]) == InputContract(
+        frame_rate=12.5, image_size=(24, 24), min_image_size=28)
     out = np.load(tmp_path / "out.npz")
     expected = model(video).numpy()
     assert np.abs(expected).max() > 0.1
@@ -96,3 +104,25 @@ def test_refuses_to_overwrite_and_checks_labels(exported, tmp_path):
     with pytest.raises(ValueError, match="4 classes"):
         export_saved_model(model, tmp_path / "other", labels=["x"])
     assert not os.path.exists(tmp_path / "other")
+
+
+def test_signatures_refuse_bad_inputs_naming_them(exported):
+    import tensorflow as tf
+    _, path = exported
+    sigs = tf.saved_model.load(path).signatures
+    empty = tf.zeros([1, 0, 24, 24, 3])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image: the clip has T=0 frames"):
+        sigs["serving_default"](image=empty)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"input_shape (must have 5 elements|\[4\] is not compatible with expected shape \[5\])"):
+        sigs["init_states"](input_shape=tf.constant([1, 24, 24, 3]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="input_shape .* must be >= 1"):
+        sigs["init_states"](input_shape=tf.constant([1, 1, -24, 24, 3]))
+    states = sigs["init_states"](input_shape=tf.constant([1, 1, 24, 24, 3]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="image: the clip has T=0 frames"):
+        sigs["call"](image=empty, **states)
+    name = next(name for name in states if name.endswith("frame_count"))
+    bad = {**states, name: -tf.ones_like(states[name])}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"state {name} is negative"):
+        sigs["call"](image=tf.zeros([1, 1, 24, 24, 3]), **bad)
+    outputs = sigs["call"](image=tf.zeros([1, 2, 24, 24, 3]), **states)
+    assert np.isfinite(outputs["logits"].numpy()).all()
