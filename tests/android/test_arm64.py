@@ -24,8 +24,8 @@ FRAMES = 30
 # instruction sets sum in a different order. Measured max |diff| ~1e-6.
 FLOAT_ATOL = 2e-5
 # uint8 model: integer kernels agree up to requantization rounding, and a one-step difference
-# travels on through the carried states. Stated in steps of the logits' scale; measured <= 2.
-UINT8_STEPS = 4
+# travels on through the carried states. Stated in steps of the logits' scale; measured 3.
+UINT8_STEPS = 6
 
 
 def _clip_at_contract_rate(bikes_clip, contract):
