@@ -111,7 +111,8 @@ def test_uint8_logits_equal_x86_litert_frame_by_frame(uint8_run, apk_uint8_clip)
     per_frame = np.abs(arm - reference).max(axis=1) / step
     assert per_frame.max() <= UINT8_STEPS, f"per-frame max |diff| in logit steps: {per_frame}"
     np.testing.assert_array_equal(arm.argmax(axis=1), reference.argmax(axis=1))
-    assert np.abs(arm[0] - arm[-1]).max() > 5 * UINT8_STEPS * step
+    # Not vacuous: the frames move the logits by more than twice the tolerance.
+    assert np.abs(arm[0] - arm[-1]).max() > 2 * UINT8_STEPS * step
 
 
 def _logits_scale(manifest_path):
