@@ -4,6 +4,12 @@ Nothing here uses the network. The runtime libraries, bullseye's dx/android.jar 
 clip come from the cache that `android_demo/install_build_tools.sh` fills (it calls
 `android_demo/fetch_deps.sh`). Outside CI a missing cache or tool skips these tests with the
 command to run; under CI (env CI set) it fails, so a broken install cannot pass as green.
+The one exception is qemu-user for tests/android/test_arm64.py: where install_build_tools.sh
+could not install it (it records why in <cache>/qemu-unavailable), those tests are skipped
+with that reason, in CI too.
+
+The models (random weights) and APKs are built once per session and shared: the 172 px A0 of
+the JVM parity tests, and two 32 px A0 exports for the APK, arm64 and uint8 tests.
 """
 import os
 import pathlib
