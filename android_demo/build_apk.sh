@@ -9,8 +9,10 @@
 #       [--labels labels.txt] [--manifest manifest.json] [--clip clip.mp4] \
 #       [--out android_demo/build] [--keystore path.jks]
 #
-# --labels and --manifest default to the files the exporter writes next to the model
-# (same name with .txt / .json, or labels.txt / *.json in the model's folder).
+# --labels and --manifest default to the files the exporter writes next to the model:
+# X.labels.txt and X.json for --model X.tflite (also accepted: X.txt, X_labels.txt,
+# labels.txt; X_manifest.json). Without a manifest the app uses its documented defaults
+# for the input contract (5 fps, the model's own input size) and logs that it did.
 # Output: $OUT/movinet-demo.apk (written under a temporary name, then renamed).
 # The debug signing key is created once in the cache, so `adb install -r` can update.
 set -euo pipefail
@@ -31,7 +33,7 @@ while [ $# -gt 0 ]; do
     --clip) CLIP="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
     --keystore) KEYSTORE="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "build_apk: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -44,22 +46,25 @@ log() { echo "build_apk: $*" >&2; }
 model_dir="$(dirname "$MODEL")"
 model_stem="$(basename "$MODEL" .tflite)"
 if [ -z "$LABELS" ]; then
-  for candidate in "$model_dir/$model_stem.txt" "$model_dir/${model_stem}_labels.txt" \
-                   "$model_dir/labels.txt"; do
+  for candidate in "$model_dir/$model_stem.labels.txt" "$model_dir/$model_stem.txt" \
+                   "$model_dir/${model_stem}_labels.txt" "$model_dir/labels.txt"; do
     if [ -f "$candidate" ]; then LABELS="$candidate"; break; fi
   done
 fi
-[ -n "$LABELS" ] && [ -f "$LABELS" ] || fail "no labels file next to '$MODEL'; pass --labels"
+[ -n "$LABELS" ] || fail "no labels file next to '$MODEL' (looked for $model_stem.labels.txt, \
+$model_stem.txt, ${model_stem}_labels.txt, labels.txt); pass --labels"
+[ -f "$LABELS" ] || fail "labels file '$LABELS' does not exist"
 if [ -z "$MANIFEST" ]; then
-  for candidate in "$model_dir/$model_stem.json" "$model_dir/${model_stem}_manifest.json" \
-                   "$model_dir"/*.json; do
+  for candidate in "$model_dir/$model_stem.json" "$model_dir/${model_stem}_manifest.json"; do
     if [ -f "$candidate" ]; then MANIFEST="$candidate"; break; fi
   done
+  [ -n "$MANIFEST" ] || log "no manifest $model_stem.json next to '$MODEL': the app will use \
+its default input contract (5 fps, the model's input size)"
 fi
 [ -z "$MANIFEST" ] || [ -f "$MANIFEST" ] || fail "manifest '$MANIFEST' does not exist"
 [ -z "$CLIP" ] || [ -f "$CLIP" ] || fail "clip '$CLIP' does not exist"
 
-for tool in aapt zipalign apksigner clang ld.lld javac java keytool; do
+for tool in aapt zipalign apksigner clang ld.lld javac java keytool readelf; do
   command -v "$tool" >/dev/null || fail "'$tool' not found; run android_demo/install_build_tools.sh"
 done
 
@@ -68,6 +73,29 @@ ANDROID_JAR="$CACHE/tools/android.jar"
 DX_JAR="$CACHE/tools/dx.jar"
 RUNTIME="$CACHE/runtime/android-arm64/liblitert-lm.so"
 JAVA_HOME_DIR="$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")"
+
+# The lowest Android release the shipped runtime loads on: its .note.android.ident API level
+# and the bionic symbol versions it needs (LIBC_N = API 24, ...). The manifest's minSdk must
+# not be lower, or the app installs on phones where System.loadLibrary fails.
+MIN_SDK="$(sed -n 's/.*android:minSdkVersion="\([0-9]*\)".*/\1/p' "$HERE/app/AndroidManifest.xml")"
+runtime_api() {
+  local note api=0 level
+  note="$(readelf -nW "$1" | sed -n 's/.*description data: \([0-9a-f][0-9a-f]\) \([0-9a-f][0-9a-f]\) .*/\2\1/p' | head -n1)"
+  [ -z "$note" ] || api=$((16#$note))
+  for version in $(readelf -sW --dyn-syms "$1" | awk '$5 == "GLOBAL" && $7 == "UND"' \
+                   | grep -o '@LIBC_[A-Z]' | sort -u); do
+    case "$version" in
+      @LIBC_N) level=24 ;; @LIBC_O) level=26 ;; @LIBC_P) level=28 ;; @LIBC_Q) level=29 ;;
+      @LIBC_R) level=30 ;; @LIBC_S) level=31 ;; @LIBC_T) level=33 ;; @LIBC_U) level=34 ;;
+      @LIBC_V) level=35 ;; *) level=99 ;;
+    esac
+    [ "$level" -le "$api" ] || api=$level
+  done
+  echo "$api"
+}
+NEEDED_API="$(runtime_api "$RUNTIME")"
+[ "$NEEDED_API" -le "$MIN_SDK" ] || fail "the runtime $RUNTIME needs Android API $NEEDED_API \
+but app/AndroidManifest.xml says minSdkVersion $MIN_SDK; raise it"
 
 mkdir -p "$OUT"
 WORK="$OUT/work"
@@ -85,13 +113,13 @@ javac --release 8 -Xlint:-options -encoding UTF-8 -cp "$ANDROID_JAR" -d "$WORK/c
   @"$WORK/sources.txt"
 
 log "dx -> classes.dex"
-java -jar "$DX_JAR" --dex --min-sdk-version=23 --output="$WORK/apk/classes.dex" "$WORK/classes"
+java -jar "$DX_JAR" --dex --min-sdk-version="$MIN_SDK" --output="$WORK/apk/classes.dex" "$WORK/classes"
 
 log "JNI bridge for arm64-v8a (clang/lld, no NDK: no libc, only JNI and TfLite* calls)"
 # jni.h includes <stdio.h> for nothing the bridge uses; an empty one stands in.
 printf '/* empty: the bridge uses no stdio */\n' > "$WORK/sysinc/stdio.h"
 cp "$RUNTIME" "$WORK/apk/lib/arm64-v8a/liblitert-lm.so"
-clang --target=aarch64-linux-android23 -shared -fPIC -O2 -Wall -Wextra -Werror \
+clang --target="aarch64-linux-android$MIN_SDK" -shared -fPIC -O2 -Wall -Wextra -Werror \
   -nostdlib -nostdinc -ffreestanding -fno-stack-protector \
   -isystem "$WORK/sysinc" -isystem "$(clang -print-resource-dir)/include" \
   -I"$JAVA_HOME_DIR/include" -I"$JAVA_HOME_DIR/include/linux" \

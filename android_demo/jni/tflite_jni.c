@@ -27,6 +27,11 @@ typedef struct TfLiteTensor TfLiteTensor;
 typedef struct TfLiteDelegate TfLiteDelegate;
 typedef int TfLiteStatus; /* kTfLiteOk == 0 */
 typedef int TfLiteType;   /* enum TfLiteType; kTfLiteFloat32 == 1 */
+/* Affine quantization of a tensor: real = scale * (q - zero_point); scale 0 = not quantized. */
+typedef struct {
+  float scale;
+  int32_t zero_point;
+} TfLiteQuantizationParams;
 
 extern const char* TfLiteVersion(void);
 extern TfLiteModel* TfLiteModelCreate(const void* model_data, size_t model_size);
@@ -60,6 +65,7 @@ extern TfLiteType TfLiteTensorType(const TfLiteTensor* tensor);
 extern int32_t TfLiteTensorNumDims(const TfLiteTensor* tensor);
 extern int32_t TfLiteTensorDim(const TfLiteTensor* tensor, int32_t dim_index);
 extern size_t TfLiteTensorByteSize(const TfLiteTensor* tensor);
+extern TfLiteQuantizationParams TfLiteTensorQuantizationParams(const TfLiteTensor* tensor);
 extern TfLiteStatus TfLiteTensorCopyFromBuffer(TfLiteTensor* tensor, const void* input_data,
                                                size_t input_data_size);
 extern TfLiteStatus TfLiteTensorCopyToBuffer(const TfLiteTensor* output_tensor,
@@ -296,27 +302,38 @@ Java_org_movinet_demo_core_TfLiteBridge_tensor(JNIEnv* env, jclass cls, jlong ru
   return HANDLE(tensor);
 }
 
-/* Returns {type, byteSize, rank, dim0, dim1, ...}. */
+/* Returns {type, byteSize, rank, scaleBits, zeroPoint, dim0, dim1, ...}: scaleBits is the
+ * IEEE-754 bit pattern of the quantization scale (Float.intBitsToFloat in Java; 0 when the
+ * tensor is not quantized). */
 JNIEXPORT jintArray JNICALL
 Java_org_movinet_demo_core_TfLiteBridge_tensorInfo(JNIEnv* env, jclass cls, jlong tensor) {
-  jint info[3 + 16];
+  jint info[5 + 16];
   int32_t rank = TfLiteTensorNumDims(PTR(tensor));
   int32_t i;
+  TfLiteQuantizationParams quantization;
+  union {
+    float f;
+    jint bits;
+  } scale;
   jintArray result;
   (void)cls;
   if (rank < 0 || rank > 16) {
     throw_state(env, "tensor rank is outside [0, 16]");
     return NULL;
   }
+  quantization = TfLiteTensorQuantizationParams(PTR(tensor));
+  scale.f = quantization.scale;
   info[0] = (jint)TfLiteTensorType(PTR(tensor));
   info[1] = (jint)TfLiteTensorByteSize(PTR(tensor));
   info[2] = (jint)rank;
+  info[3] = scale.bits;
+  info[4] = (jint)quantization.zero_point;
   for (i = 0; i < rank; ++i) {
-    info[3 + i] = (jint)TfLiteTensorDim(PTR(tensor), i);
+    info[5 + i] = (jint)TfLiteTensorDim(PTR(tensor), i);
   }
-  result = (*env)->NewIntArray(env, 3 + rank);
+  result = (*env)->NewIntArray(env, 5 + rank);
   if (result == NULL) return NULL;
-  (*env)->SetIntArrayRegion(env, result, 0, 3 + rank, info);
+  (*env)->SetIntArrayRegion(env, result, 0, 5 + rank, info);
   return result;
 }
 

@@ -4,11 +4,14 @@ import pathlib
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ANDROID_DEMO = REPO / "android_demo"
 HARNESS_SOURCE = pathlib.Path(__file__).resolve().parent / "java" / "CoreHarness.java"
+DRIVER_SOURCE = pathlib.Path(__file__).resolve().parent / "arm64" / "bridge_driver.c"
+APK_TOOLS = ["aapt", "zipalign", "apksigner", "clang", "ld.lld", "dexdump", "keytool"]
 
 def _java_home():
     """The JDK that `javac` on PATH belongs to (for jni.h)."""
@@ -24,8 +27,15 @@ JAVA_HOME = _java_home()
 IMAGE_SIZE = 172
 NUM_CLASSES = 600
 # bikes.mp4 is 25 fps; every 5th frame feeds the model at the app's default 5 fps.
+CLIP_FPS = 25.0
 CLIP_FRAMES = 150
 CLIP_STRIDE = 5
+# The small models of the APK, arm64 and uint8 tests (seconds under qemu): A0 stream at 32 px.
+# Their input contracts name different frame rates, so a test sees which one is followed.
+SMALL_SIZE = 32
+SMALL_CLASSES = 10
+SMALL_FRAME_RATE = 12.5
+UINT8_FRAME_RATE = 5.0
 
 
 def cache_dir():
@@ -55,3 +65,49 @@ def run(cmd, **kwargs):
 def key_values(stdout):
     """Parses the harness's "key=value" lines."""
     return dict(line.split("=", 1) for line in stdout.splitlines() if "=" in line)
+
+
+def quantize_frames(frames, scale, zero_point, dtype=np.uint8):
+    """[0, 1] float32 frames -> the 8-bit image tensor, by the formula the app uses
+    (Quantization.quantize: float32 floor(x / scale + 0.5) + zero point, clamped)."""
+    info = np.iinfo(dtype)
+    q = np.floor(frames.astype(np.float32) / np.float32(scale) + np.float32(0.5)) + zero_point
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def litert_stream(model_path, frames, carry_states=True, num_threads=2):
+    """Python LiteRT (x86_64, the reference): streams image tensors (already in the model's
+    image dtype, [T, H, W, 3]) carrying states by name, as the app does: zero states are real
+    zeros (the zero point of a quantized state), and a state whose output quantization differs
+    from its input's is re-encoded (float32 arithmetic, round half up). Returns the logits
+    [T, num_classes] as float32 (dequantized for an 8-bit model)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    runner = Interpreter(model_path=str(model_path),
+                         num_threads=num_threads).get_signature_runner("serving_default")
+    inputs, outputs = runner.get_input_details(), runner.get_output_details()
+
+    def zero(detail):
+        scale, zero_point = detail["quantization"]
+        return np.full(detail["shape"], zero_point if scale else 0, detail["dtype"])
+
+    zeros = {name: zero(d) for name, d in inputs.items() if name != "image"}
+    states = dict(zeros)
+    scale, zero_point = outputs["logits"]["quantization"]
+    logits = []
+    for frame in frames:
+        result = dict(runner(image=frame.reshape(inputs["image"]["shape"]), **states))
+        raw = result.pop("logits")[0]
+        logits.append(np.float32(scale) * (raw.astype(np.float32) - np.float32(zero_point))
+                      if scale else raw)
+        if not carry_states:
+            continue
+        for name, value in result.items():
+            in_q, out_q = inputs[name]["quantization"], outputs[name]["quantization"]
+            if in_q[0] and tuple(in_q) != tuple(out_q):
+                real = np.float32(out_q[0]) * (value.astype(np.float32) - np.float32(out_q[1]))
+                info = np.iinfo(value.dtype)
+                value = np.clip(np.floor(real / np.float32(in_q[0]) + np.float32(0.5))
+                                + in_q[1], info.min, info.max).astype(value.dtype)
+            states[name] = value
+    return np.stack(logits).astype(np.float32)

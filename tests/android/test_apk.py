@@ -9,50 +9,50 @@ phone (nothing here has run on one).
 import hashlib
 import re
 import shutil
+import subprocess
 import zipfile
 
 import pytest
 
-from tests.android.support import ANDROID_DEMO, cache_dir, missing, run
+from tests.android.support import ANDROID_DEMO, run
 
 pytestmark = pytest.mark.usefixtures("apk_toolchain")
 
-APK_TOOLS = ["aapt", "zipalign", "apksigner", "clang", "ld.lld", "dexdump", "keytool"]
+# Bionic symbol versions -> the API level that introduced them (bionic/libc/libc.map.txt).
+LIBC_VERSION_API = {"LIBC": 0, "LIBC_N": 24, "LIBC_O": 26, "LIBC_P": 28, "LIBC_Q": 29,
+                    "LIBC_R": 30, "LIBC_S": 31, "LIBC_T": 33, "LIBC_U": 34, "LIBC_V": 35}
 
 
-@pytest.fixture(scope="session")
-def apk_toolchain(tools):
-    """Checked before the (slower) model export, so a missing tool skips/fails at once."""
-    absent = [t for t in APK_TOOLS if shutil.which(t) is None]
-    if absent:
-        missing(f"APK tools not installed: {absent}")
-    needed = [cache_dir() / "tools" / "dx.jar", cache_dir() / "tools" / "android.jar",
-              cache_dir() / "runtime" / "android-arm64" / "liblitert-lm.so"]
-    if not all(p.is_file() for p in needed):
-        missing(f"bullseye dx/android.jar or the arm64 runtime missing from {cache_dir()}")
+def _android_api_needed(library):
+    """(API level, reasons) a shared library needs: the API of its .note.android.ident (the
+    NDK's target) and of every bionic symbol version its required (non-weak) imports name."""
+    notes = run(["readelf", "-nW", library]).stdout
+    needed, reasons = 0, []
+    match = re.search(r"Android\s+0x[0-9a-f]+\s+NT_VERSION.*?description data: "
+                      r"((?:[0-9a-f]{2} ){4})", notes)
+    if match:
+        needed = int.from_bytes(bytes.fromhex(match.group(1).replace(" ", "")), "little")
+        reasons.append(f".note.android.ident API {needed}")
+    symbols = run(["readelf", "-sW", "--dyn-syms", library]).stdout
+    for line in symbols.splitlines():
+        fields = line.split()
+        if len(fields) < 8 or fields[6] != "UND" or fields[4] != "GLOBAL":
+            continue
+        version = re.search(r"@(LIBC\w*)", fields[7])
+        if version:
+            api = LIBC_VERSION_API[version.group(1)]
+            if api > 0:
+                reasons.append(f"{fields[7].split(' ')[0]} (API {api})")
+            needed = max(needed, api)
+    return needed, reasons
 
 
-@pytest.fixture(scope="module")
-def apk(apk_toolchain, bikes_clip, stream_model, tmp_path_factory):
-    out = tmp_path_factory.mktemp("apk")
-    cmd = ["bash", ANDROID_DEMO / "build_apk.sh", "--model", stream_model["tflite"],
-           "--labels", stream_model["labels"], "--clip", bikes_clip, "--out", out]
-    if stream_model["manifest"] is not None:
-        cmd += ["--manifest", stream_model["manifest"]]
-    run(cmd, timeout=600)
-    path = out / "movinet-demo.apk"
-    lib_dir = out / "unpacked"
-    with zipfile.ZipFile(path) as archive:
-        archive.extractall(lib_dir, [n for n in archive.namelist() if n.startswith("lib/")])
-    return {"path": path, "lib": lib_dir / "lib" / "arm64-v8a", "model": stream_model,
-            "clip": bikes_clip}
-
-
-def test_signature_verifies_with_v2(apk):
+def test_signature_verifies_with_v2_and_v3(apk):
     result = run(["apksigner", "verify", "--verbose", apk["path"]])
-    # Android 11+ refuses targetSdk >= 30 apps without a v2+ signature.
-    assert "Verified using v1 scheme (JAR signing): true" in result.stdout
+    # Android 11+ refuses targetSdk >= 30 apps without a v2+ signature. With minSdk >= 24 every
+    # supported release verifies v2, so apksigner (rightly) adds no v1 JAR signature.
     assert "Verified using v2 scheme (APK Signature Scheme v2): true" in result.stdout
+    assert "Verified using v3 scheme (APK Signature Scheme v3): true" in result.stdout
 
 
 def test_badging_declares_arm64_launcher_and_camera(apk):
@@ -61,12 +61,47 @@ def test_badging_declares_arm64_launcher_and_camera(apk):
     assert "native-code: 'arm64-v8a'" in badging
     assert "launchable-activity: name='org.movinet.demo.MainActivity'" in badging
     assert "uses-permission: name='android.permission.CAMERA'" in badging
-    assert "sdkVersion:'23'" in badging
     target = int(re.search(r"targetSdkVersion:'(\d+)'", badging).group(1))
     assert target >= 34, f"targetSdkVersion {target}: current Android refuses old targets"
 
 
-def test_assets_are_stored_aligned_and_identical(apk):
+def test_min_sdk_is_what_the_shipped_libraries_need(apk):
+    # The runtime is built for API 24 and imports __write_chk@LIBC_N / __fread_chk@LIBC_N
+    # (bionic added them in Android 7.0): with minSdk 23 the app would install on Android 6.0
+    # and fail in System.loadLibrary there.
+    needed, reasons = 0, {}
+    for library in sorted(apk["lib"].glob("*.so")):
+        api, why = _android_api_needed(library)
+        needed, reasons[library.name] = max(needed, api), why
+    assert needed >= 24, reasons
+    assert any("__write_chk@LIBC_N" in r for r in reasons["liblitert-lm.so"]), reasons
+    badging = run(["aapt", "dump", "badging", apk["path"]]).stdout
+    min_sdk = int(re.search(r"^sdkVersion:'(\d+)'", badging, re.M).group(1))
+    assert min_sdk == needed, f"minSdk {min_sdk}, the libraries need {needed}: {reasons}"
+
+
+def test_build_finds_labels_and_manifest_beside_the_model(apk):
+    # `apk` was built with --model (and --out) only: X.labels.txt and X.json of the export.
+    model = apk["model"]
+    with zipfile.ZipFile(apk["path"]) as archive:
+        assert archive.read("assets/labels.txt") == model["labels"].read_bytes()
+        assert archive.read("assets/model_manifest.json") == model["manifest"].read_bytes()
+        assert "assets/clip.mp4" not in archive.namelist()
+    assert model["labels"].name.endswith(".labels.txt")
+
+
+def test_build_without_labels_names_what_it_looked_for(apk_toolchain, small_model, tmp_path):
+    lonely = tmp_path / "lonely.tflite"
+    shutil.copy(small_model["tflite"], lonely)
+    result = subprocess.run(["bash", str(ANDROID_DEMO / "build_apk.sh"), "--model", str(lonely),
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "no labels file next to" in result.stderr and "lonely.labels.txt" in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_assets_are_stored_aligned_and_identical(apk_uint8_clip):
+    apk = apk_uint8_clip
     with zipfile.ZipFile(apk["path"]) as archive:
         infos = {info.filename: info for info in archive.infolist()}
         for name in ("assets/model.tflite", "assets/clip.mp4", "resources.arsc"):
@@ -81,8 +116,7 @@ def test_assets_are_stored_aligned_and_identical(apk):
         assert (hashlib.sha256(archive.read("assets/model.tflite")).hexdigest()
                 == hashlib.sha256(model["tflite"].read_bytes()).hexdigest())
         assert archive.read("assets/labels.txt") == model["labels"].read_bytes()
-        if model["manifest"] is not None:
-            assert archive.read("assets/model_manifest.json") == model["manifest"].read_bytes()
+        assert archive.read("assets/model_manifest.json") == model["manifest"].read_bytes()
         assert archive.read("assets/clip.mp4") == apk["clip"].read_bytes()
 
 

@@ -8,6 +8,7 @@ import java.nio.file.Files;
 import java.nio.file.Paths;
 import java.util.List;
 import org.movinet.demo.core.FrameGate;
+import org.movinet.demo.core.InputContract;
 import org.movinet.demo.core.Labels;
 import org.movinet.demo.core.Preprocess;
 import org.movinet.demo.core.SignatureRunner;
@@ -44,19 +45,32 @@ public final class CoreHarness {
             gate(args);
         } else if (command.equals("open")) {
             open(args);
+        } else if (command.equals("contract")) {
+            contract(args);
         } else {
             throw new IllegalArgumentException("unknown command " + command);
         }
     }
 
-    /** stream MODEL FRAMES_F32 THREADS OUT_PREFIX: runs, resets and re-runs, switches threads. */
+    /**
+     * stream MODEL FRAMES_F32 THREADS OUT_PREFIX [MANIFEST]: runs, resets and re-runs, switches
+     * threads. Frames are preprocessed pixels in [0, 1]; as in the app, they are mapped to the
+     * input contract's value range (the manifest's, or the defaults) and quantized by the
+     * classifier for an 8-bit input.
+     */
     private static void stream(String[] args) throws IOException {
         ByteBuffer model = SignatureRunner.mapFile(new File(args[1]));
         int threads = Integer.parseInt(args[3]);
         String out = args[4];
         StreamingClassifier classifier = new StreamingClassifier(model, threads);
+        InputContract contract = InputContract.read(
+                args.length > 5 ? readText(args[5]) : null, classifier.imageInfo());
+        System.out.println("frame_rate=" + contract.frameRate);
+        System.out.println("contract_defaults=" + contract.defaultsUsed());
+        System.out.println("image_type=" + classifier.imageInfo().typeName());
         int size = classifier.inputHeight();
         float[] all = readFloats(args[2]);
+        contract.toValueRange(all);
         int frameFloats = size * classifier.inputWidth() * 3;
         int frames = all.length / frameFloats;
         System.out.println("version=" + TfLiteBridge.version());
@@ -305,6 +319,45 @@ public final class CoreHarness {
         } catch (IllegalArgumentException e) {
             System.out.println("error=" + e.getMessage());
         }
+    }
+
+    /**
+     * contract MODEL MANIFEST|-: the input contract the app would use, as key=value lines, or
+     * "error=message"; "-" stands for an app without a manifest.
+     */
+    private static void contract(String[] args) throws IOException {
+        ByteBuffer model = SignatureRunner.mapFile(new File(args[1]));
+        StreamingClassifier classifier = new StreamingClassifier(model, 1);
+        try {
+            InputContract c = InputContract.read(
+                    args[2].equals("-") ? null : readText(args[2]), classifier.imageInfo());
+            System.out.println("frame_rate=" + c.frameRate);
+            System.out.println("image_size=" + c.imageHeight + "," + c.imageWidth);
+            System.out.println("min_image_size=" + c.minImageSize);
+            System.out.println("value_range=" + c.valueLow + "," + c.valueHigh);
+            System.out.println("dtype=" + c.dtype);
+            System.out.println("scale=" + c.scale);
+            System.out.println("zero_point=" + c.zeroPoint);
+            System.out.println("frame_period_ns=" + c.framePeriodNanos());
+            System.out.println("defaults=" + c.defaultsUsed());
+            // The app's frame gate at the contract's rate: 10 s of a 30 fps camera.
+            FrameGate gate = new FrameGate(c.frameRate, 0.1);
+            int accepted = 0;
+            for (int i = 0; i < 300; i++) {
+                if (gate.accept((long) (i * 1e9 / 30))) {
+                    accepted++;
+                }
+            }
+            System.out.println("camera_30fps_10s_accepted=" + accepted);
+        } catch (IllegalArgumentException e) {
+            System.out.println("error=" + e.getMessage());
+        } finally {
+            classifier.close();
+        }
+    }
+
+    private static String readText(String path) throws IOException {
+        return new String(Files.readAllBytes(Paths.get(path)), "UTF-8");
     }
 
     private static float[] readFloats(String path) throws IOException {

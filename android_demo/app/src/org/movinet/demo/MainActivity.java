@@ -35,9 +35,8 @@ import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.atomic.AtomicBoolean;
-import org.json.JSONException;
-import org.json.JSONObject;
 import org.movinet.demo.core.FrameGate;
+import org.movinet.demo.core.InputContract;
 import org.movinet.demo.core.Labels;
 import org.movinet.demo.core.Preprocess;
 import org.movinet.demo.core.RateMeter;
@@ -47,7 +46,9 @@ import org.movinet.demo.core.TopK;
 
 /**
  * Streams the back camera (Camera2, YUV_420_888) or a bundled clip through the single-frame
- * streaming MoViNet, at the model's frame rate, and shows the top-3 classes.
+ * streaming MoViNet, at the frame rate of the model's input contract (the manifest's
+ * {@code input_contract}; see {@link InputContract} for the logged defaults), and shows the
+ * top-3 classes.
  *
  * <p>Threads: the camera thread only takes the latest image, measures the input rate, applies
  * the frame gate and converts the accepted YUV image to ARGB; the inference thread preprocesses,
@@ -61,7 +62,6 @@ public class MainActivity extends Activity {
     private static final String LABELS_ASSET = "labels.txt";
     private static final String MANIFEST_ASSET = "model_manifest.json";
     private static final String CLIP_ASSET = "clip.mp4";
-    private static final double MODEL_FPS = 5.0;
     private static final int DEFAULT_THREADS = 2;
     private static final int MAX_THREADS = 8;
     private static final int CAMERA_PERMISSION_REQUEST = 1;
@@ -74,6 +74,7 @@ public class MainActivity extends Activity {
 
     private StreamingClassifier classifier;
     private List<String> labels;
+    private InputContract contract;
     private int imageSize;
     private int minImageSize;
     private int numThreads = DEFAULT_THREADS;
@@ -89,7 +90,7 @@ public class MainActivity extends Activity {
     private ImageReader reader;
     private int sensorRotation;
 
-    private final FrameGate gate = new FrameGate(MODEL_FPS, 0.1);
+    private FrameGate gate;
     private final RateMeter inputRate = new RateMeter(30);
     private final AtomicBoolean inferenceBusy = new AtomicBoolean(false);
     private int[] argb = new int[0];
@@ -149,39 +150,39 @@ public class MainActivity extends Activity {
             labelStream.close();
         }
         imageSize = classifier.inputHeight();
-        minImageSize = readMinImageSize(imageSize);
+        // Refuses a manifest that disagrees with the model; without input_contract the
+        // documented defaults apply, and the log says which.
+        contract = InputContract.read(readManifest(), classifier.imageInfo());
+        if (contract.defaultsUsed() != null) {
+            Log.w(TAG, "input contract: " + contract.defaultsUsed());
+        }
+        minImageSize = contract.minImageSize;
+        gate = new FrameGate(contract.frameRate, 0.1);
         modelInput = new float[imageSize * imageSize * 3];
         rotated = new float[modelInput.length];
         logits = new float[classifier.numClasses()];
         Log.i(TAG, "TFLite " + TfLiteBridge.version() + ", input " + imageSize + "px, "
                 + classifier.numClasses() + " classes, " + classifier.stateNames().size()
-                + " states (" + classifier.stateBytes() + " bytes)");
+                + " states (" + classifier.stateBytes() + " bytes); input contract: "
+                + contract);
     }
 
-    /** The eval short side from the exported manifest; the crop size when absent. */
-    private int readMinImageSize(int fallback) {
+    /** The exporter's manifest bundled by build_apk.sh, or null when the APK has none. */
+    private String readManifest() throws IOException {
         if (!hasAsset(MANIFEST_ASSET)) {
-            return fallback;
+            return null;
         }
+        InputStream in = getAssets().open(MANIFEST_ASSET);
         try {
-            InputStream in = getAssets().open(MANIFEST_ASSET);
-            byte[] bytes;
-            try {
-                java.io.ByteArrayOutputStream buffer = new java.io.ByteArrayOutputStream();
-                byte[] chunk = new byte[8192];
-                int n;
-                while ((n = in.read(chunk)) > 0) {
-                    buffer.write(chunk, 0, n);
-                }
-                bytes = buffer.toByteArray();
-            } finally {
-                in.close();
+            java.io.ByteArrayOutputStream buffer = new java.io.ByteArrayOutputStream();
+            byte[] chunk = new byte[8192];
+            int n;
+            while ((n = in.read(chunk)) > 0) {
+                buffer.write(chunk, 0, n);
             }
-            JSONObject manifest = new JSONObject(new String(bytes, "UTF-8"));
-            return Math.max(fallback, manifest.optInt("min_image_size", fallback));
-        } catch (IOException | JSONException e) {
-            Log.w(TAG, "cannot read " + MANIFEST_ASSET + ", using min_image_size " + fallback, e);
-            return fallback;
+            return new String(buffer.toByteArray(), "UTF-8");
+        } finally {
+            in.close();
         }
     }
 
@@ -544,7 +545,7 @@ public class MainActivity extends Activity {
             }
             Bitmap frame = retriever.getFrameAtTime(
                     clipPositionUs, MediaMetadataRetriever.OPTION_CLOSEST);
-            clipPositionUs += (long) (1e6 / MODEL_FPS);
+            clipPositionUs += (long) (1e6 / contract.frameRate);
             if (frame != null) {
                 inputRate.mark(SystemClock.elapsedRealtimeNanos());
                 int width = frame.getWidth();
@@ -558,7 +559,8 @@ public class MainActivity extends Activity {
                 argbHeight = height;
                 classifyArgb(0);
             }
-            long delay = (long) (1000 / MODEL_FPS) - (SystemClock.uptimeMillis() - started);
+            long delay = (long) (1000 / contract.frameRate)
+                    - (SystemClock.uptimeMillis() - started);
             inferenceHandler.postDelayed(this, Math.max(0, delay));
         }
     };
@@ -574,14 +576,15 @@ public class MainActivity extends Activity {
             Preprocess.rotateSquare(modelInput, imageSize, rotation, rotated);
             upright = rotated;
         }
+        final Bitmap shown = toBitmap(upright, imageSize);
+        contract.toValueRange(upright);
         classifier.classify(upright, logits);
         float[] probs = TopK.softmax(logits);
         final String top3 = TopK.describe(probs, labels, 3);
         final String stats = String.format(Locale.US,
-                "%.1f ms/frame · input %.1f fps · model %.0f fps · %d frames since reset",
-                classifier.lastInferenceNanos() / 1e6, inputRate.fps(), MODEL_FPS,
+                "%.1f ms/frame · input %.1f fps · model %.1f fps · %d frames since reset",
+                classifier.lastInferenceNanos() / 1e6, inputRate.fps(), contract.frameRate,
                 classifier.framesSinceReset());
-        final Bitmap shown = toBitmap(upright, imageSize);
         uiHandler.post(new Runnable() {
             @Override
             public void run() {

@@ -13,9 +13,13 @@ import java.util.TreeSet;
  * Runs a single-frame streaming MoViNet TFLite model, carrying its states from frame to frame.
  *
  * <p>The model has one signature ({@code serving_default}) with an input {@code image}
- * [1, 1, H, W, 3] float32 in [0, 1] plus one input per state, and outputs {@code logits}
- * [1, num_classes] plus the same state names. States are discovered from the signature and paired
- * by name: every state input must have a same-named output of the same type and byte size.
+ * [1, 1, H, W, 3] plus one input per state, and outputs {@code logits} [1, num_classes] plus the
+ * same state names. The image is float32, or uint8/int8 with affine quantization (a full-integer
+ * model): {@link #classify} takes real values either way and quantizes them with the tensor's own
+ * scale and zero point. Quantized logits are dequantized the same way. States are discovered from
+ * the signature and paired by name: every state input must have a same-named output of the same
+ * type and byte size; where the output's quantization differs from the input's, the state is
+ * re-encoded ({@link Quantization#requantize}) before it is fed back.
  *
  * <p>Each state has two direct buffers: {@code current} is copied into the interpreter before a
  * call and the outputs are copied into {@code next}; the two are swapped only after the whole call
@@ -38,6 +42,10 @@ public final class StreamingClassifier implements Closeable {
     private final FloatBuffer imageFloats;
     private final ByteBuffer logits;
     private final FloatBuffer logitsFloats;
+    private final TensorInfo imageInfo;
+    private final TensorInfo logitsInfo;
+    private final TensorInfo[] stateInInfo;
+    private final TensorInfo[] stateOutInfo;
     private final int height;
     private final int width;
     private final int numClasses;
@@ -66,20 +74,22 @@ public final class StreamingClassifier implements Closeable {
             stateNames = pairStates(runner.inputNames(), runner.outputNames());
             imageTensor = runner.inputTensor(IMAGE_INPUT);
             logitsTensor = runner.outputTensor(LOGITS_OUTPUT);
-            TensorInfo imageInfo = runner.info(IMAGE_INPUT, imageTensor);
+            imageInfo = runner.info(IMAGE_INPUT, imageTensor);
             int[] s = imageInfo.shape;
-            if (imageInfo.type != TensorInfo.FLOAT32 || s.length != 5 || s[0] != 1 || s[1] != 1
-                    || s[4] != 3) {
+            boolean imageOk = imageInfo.type == TensorInfo.FLOAT32 || imageInfo.isQuantized8();
+            if (!imageOk || s.length != 5 || s[0] != 1 || s[1] != 1 || s[4] != 3) {
                 throw new IllegalArgumentException("input " + imageInfo
-                        + " is not a single RGB frame, expected FLOAT32[1, 1, H, W, 3]");
+                        + " is not a single RGB frame, expected FLOAT32[1, 1, H, W, 3] or"
+                        + " quantized UINT8/INT8[1, 1, H, W, 3]");
             }
             height = s[2];
             width = s[3];
-            TensorInfo logitsInfo = runner.info(LOGITS_OUTPUT, logitsTensor);
-            if (logitsInfo.type != TensorInfo.FLOAT32 || logitsInfo.shape.length != 2
-                    || logitsInfo.shape[0] != 1) {
+            logitsInfo = runner.info(LOGITS_OUTPUT, logitsTensor);
+            boolean logitsOk = logitsInfo.type == TensorInfo.FLOAT32 || logitsInfo.isQuantized8();
+            if (!logitsOk || logitsInfo.shape.length != 2 || logitsInfo.shape[0] != 1) {
                 throw new IllegalArgumentException("output " + logitsInfo
-                        + " is not logits, expected FLOAT32[1, num_classes]");
+                        + " is not logits, expected FLOAT32 or quantized UINT8/INT8"
+                        + "[1, num_classes]");
             }
             numClasses = logitsInfo.shape[1];
             image = direct(imageInfo.byteSize);
@@ -89,22 +99,28 @@ public final class StreamingClassifier implements Closeable {
 
             current = new ByteBuffer[stateNames.size()];
             next = new ByteBuffer[stateNames.size()];
+            stateInInfo = new TensorInfo[stateNames.size()];
+            stateOutInfo = new TensorInfo[stateNames.size()];
             int largest = 0;
             bindStateTensors();
             for (int i = 0; i < stateNames.size(); i++) {
                 String name = stateNames.get(i);
                 TensorInfo in = runner.info(name, stateInputTensors[i]);
                 TensorInfo out = runner.info(name, stateOutputTensors[i]);
-                if (in.type != out.type || in.byteSize != out.byteSize) {
+                if (in.type != out.type || in.byteSize != out.byteSize
+                        || (!in.sameEncoding(out) && !in.isQuantized8())) {
                     throw new IllegalArgumentException("state input " + in
                             + " does not match its output " + out
                             + ", expected the same type and shape");
                 }
+                stateInInfo[i] = in;
+                stateOutInfo[i] = out;
                 current[i] = direct(in.byteSize);
                 next[i] = direct(in.byteSize);
                 largest = Math.max(largest, in.byteSize);
             }
             zeros = new byte[largest];
+            reset();
         } catch (RuntimeException e) {
             runner.close();
             throw e;
@@ -154,6 +170,11 @@ public final class StreamingClassifier implements Closeable {
         return ByteBuffer.allocateDirect(bytes).order(ByteOrder.nativeOrder());
     }
 
+    /** The model's image input tensor: type, shape and quantization. */
+    public TensorInfo imageInfo() {
+        return imageInfo;
+    }
+
     /** Model input height H. */
     public int inputHeight() {
         return height;
@@ -199,8 +220,9 @@ public final class StreamingClassifier implements Closeable {
     /**
      * Classifies one frame and advances the states.
      *
-     * @param frame float RGB in [0, 1], [H, W, 3] flattened (length H*W*3), e.g. from {@link
-     *     Preprocess}.
+     * @param frame real-valued RGB in the model's value range ([0, 1] unless its {@link
+     *     InputContract} says otherwise), [H, W, 3] flattened (length H*W*3), e.g. from {@link
+     *     Preprocess}; quantized here for an 8-bit input.
      * @param logitsOut receives the logits, length num_classes.
      */
     public synchronized void classify(float[] frame, float[] logitsOut) {
@@ -213,8 +235,12 @@ public final class StreamingClassifier implements Closeable {
                     + ", expected num_classes = " + numClasses);
         }
         long start = System.nanoTime();
-        imageFloats.clear();
-        imageFloats.put(frame);
+        if (imageInfo.type == TensorInfo.FLOAT32) {
+            imageFloats.clear();
+            imageFloats.put(frame);
+        } else {
+            Quantization.quantize(frame, imageInfo, image);
+        }
         runner.copyIn(imageTensor, image);
         for (int i = 0; i < current.length; i++) {
             runner.copyIn(stateInputTensors[i], current[i]);
@@ -223,13 +249,20 @@ public final class StreamingClassifier implements Closeable {
         runner.copyOut(logitsTensor, logits);
         for (int i = 0; i < next.length; i++) {
             runner.copyOut(stateOutputTensors[i], next[i]);
+            if (!stateOutInfo[i].sameEncoding(stateInInfo[i])) {
+                Quantization.requantize(next[i], stateOutInfo[i], stateInInfo[i]);
+            }
         }
         ByteBuffer[] swap = new ByteBuffer[current.length];
         System.arraycopy(current, 0, swap, 0, current.length);
         System.arraycopy(next, 0, current, 0, next.length);
         System.arraycopy(swap, 0, next, 0, swap.length);
-        logitsFloats.clear();
-        logitsFloats.get(logitsOut);
+        if (logitsInfo.type == TensorInfo.FLOAT32) {
+            logitsFloats.clear();
+            logitsFloats.get(logitsOut);
+        } else {
+            Quantization.dequantize(logits, logitsInfo, logitsOut);
+        }
         lastInferenceNanos = System.nanoTime() - start;
         framesSinceReset++;
     }
@@ -241,11 +274,22 @@ public final class StreamingClassifier implements Closeable {
         return out;
     }
 
-    /** Zeroes every state: the next frame starts a new clip. */
+    /**
+     * Zeroes every state (real value 0: the zero point for a quantized state), so the next frame
+     * starts a new clip.
+     */
     public synchronized void reset() {
-        for (ByteBuffer buffer : current) {
+        for (int i = 0; i < current.length; i++) {
+            ByteBuffer buffer = current[i];
             buffer.clear();
-            buffer.put(zeros, 0, buffer.capacity());
+            if (stateInInfo[i].isQuantized8()) {
+                byte zero = (byte) stateInInfo[i].zeroPoint;
+                for (int j = 0; j < buffer.capacity(); j++) {
+                    buffer.put(j, zero);
+                }
+            } else {
+                buffer.put(zeros, 0, buffer.capacity());
+            }
             buffer.clear();
         }
         framesSinceReset = 0;

@@ -2,7 +2,7 @@ package org.movinet.demo.core;
 
 import java.util.Arrays;
 
-/** Type, shape and byte size of one signature tensor. */
+/** Type, shape, byte size and affine quantization of one signature tensor. */
 public final class TensorInfo {
     /** TfLiteType codes used here (tensorflow/lite/core/c/c_api_types.h). */
     public static final int FLOAT32 = 1;
@@ -15,12 +15,36 @@ public final class TensorInfo {
     public final int type;
     public final int byteSize;
     public final int[] shape;
+    /** real = scale * (q - zeroPoint); scale 0 means the tensor is not quantized. */
+    public final float scale;
+    public final int zeroPoint;
 
+    /** From the bridge's {type, byteSize, rank, scaleBits, zeroPoint, dims...}. */
     TensorInfo(String name, int[] raw) {
+        this(name, raw[0], raw[1], Arrays.copyOfRange(raw, 5, 5 + raw[2]),
+                Float.intBitsToFloat(raw[3]), raw[4]);
+    }
+
+    public TensorInfo(String name, int type, int byteSize, int[] shape, float scale,
+            int zeroPoint) {
         this.name = name;
-        this.type = raw[0];
-        this.byteSize = raw[1];
-        this.shape = Arrays.copyOfRange(raw, 3, 3 + raw[2]);
+        this.type = type;
+        this.byteSize = byteSize;
+        this.shape = shape.clone();
+        this.scale = scale;
+        this.zeroPoint = zeroPoint;
+    }
+
+    /** Whether the tensor holds 8-bit affine-quantized values (uint8 or int8, scale > 0). */
+    public boolean isQuantized8() {
+        return (type == UINT8 || type == INT8) && scale > 0;
+    }
+
+    /** Same type and byte size, and the same quantization: bytes can be copied as they are. */
+    public boolean sameEncoding(TensorInfo other) {
+        return type == other.type && byteSize == other.byteSize
+                && Float.floatToIntBits(scale) == Float.floatToIntBits(other.scale)
+                && zeroPoint == other.zeroPoint;
     }
 
     /** Readable type name, e.g. "FLOAT32", or "TYPE_7" for others. */
@@ -37,6 +61,10 @@ public final class TensorInfo {
 
     @Override
     public String toString() {
-        return "'" + name + "' " + typeName() + Arrays.toString(shape);
+        String text = "'" + name + "' " + typeName() + Arrays.toString(shape);
+        if (scale > 0) {
+            text += " (scale " + scale + ", zero point " + zeroPoint + ")";
+        }
+        return text;
     }
 }

@@ -39,7 +39,10 @@ public final class TfLiteBridge {
     /** Returns the signature's input ({@code isInput}) or output tensor of that name. */
     static native long tensor(long runner, String name, boolean isInput);
 
-    /** Returns {type, byteSize, rank, dim0, dim1, ...}. */
+    /**
+     * Returns {type, byteSize, rank, scaleBits, zeroPoint, dim0, dim1, ...}; scaleBits is
+     * {@code Float.floatToIntBits} of the quantization scale (0: not quantized).
+     */
     static native int[] tensorInfo(long tensor);
 
     static native void copyToTensor(long tensor, ByteBuffer source);
