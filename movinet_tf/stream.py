@@ -312,11 +312,12 @@ class Annotator:
         line_height = int(np.ceil((text_height + baseline) * scale)) + margin
         return font, scale, thickness, line_height, margin
 
-    def write(self, frame_rgb, lines):
+    def write(self, frame_bgr, lines):
+        """Draws `lines` on a copy of the BGR frame `[H, W, 3]` and appends it."""
         if self.layout is None:
             self.layout = self._layout(lines)
         font, scale, thickness, line_height, margin = self.layout
-        bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+        bgr = frame_bgr.copy()
         height, width = bgr.shape[:2]
         box_width = min(width, 2 * margin + max(
             cv2.getTextSize(line, font, scale, thickness)[0][0] for line in lines))
@@ -382,7 +383,7 @@ def stream_video(model, frames, contract, top_k=3, annotator=None, keep_probabil
     times, history = [], []
     next_report = 1.0
     for frame in frames:
-        probs = softmax(model.step(frames_lib.preprocess_frame(frame.rgb, contract)))
+        probs = softmax(model.step(frames_lib.preprocess_frame(frame.bgr, contract, bgr=True)))
         if labels is None:
             labels = _labels_for(model, len(probs))
         final = probs
@@ -391,7 +392,7 @@ def stream_video(model, frames, contract, top_k=3, annotator=None, keep_probabil
             history.append(probs.astype(np.float32))
         if annotator is not None:
             order = np.argsort(-probs)[:3]
-            annotator.write(frame.rgb, [f"{labels[i]} {probs[i]:.2f}" for i in order])
+            annotator.write(frame.bgr, [f"{labels[i]} {probs[i]:.2f}" for i in order])
         if frame.time + 1e-9 >= next_report:
             print(f"{frame.time:7.2f}s  {format_top_k(probs, labels, top_k)}", file=out,
                   flush=True)
@@ -416,7 +417,8 @@ def run_file(video_path, model, contract=None, fps=None, top_k=3, min_frames=2, 
     """Streams a video file; returns (final probabilities [N], labels)."""
     contract = contract or model.contract
     target, reason = choose_rate(fps, contract)
-    frames = frames_lib.VideoFrames(video_path, target_fps=target, max_frames=max_frames)
+    frames = frames_lib.VideoFrames(video_path, target_fps=target, max_frames=max_frames,
+                                    prefetch=2)
     height, width = frames.frame_size
     declared = (f"{frames.declared_frames} frames" if frames.declared_frames else
                 "frame count not declared")
@@ -481,7 +483,8 @@ def run_camera(index, model, contract=None, fps=None, top_k=3, max_frames=None, 
     try:
         with frames:
             for frame in frames:
-                probs = softmax(model.step(frames_lib.preprocess_frame(frame.rgb, contract)))
+                probs = softmax(model.step(frames_lib.preprocess_frame(frame.bgr, contract,
+                                                                       bgr=True)))
                 labels = labels or _labels_for(model, len(probs))
                 print(f"\rframe {frames.yielded:6d}  {format_top_k(probs, labels, top_k)}",
                       end="", file=out, flush=True)
