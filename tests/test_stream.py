@@ -281,3 +281,15 @@ def test_streamer_checks_frames_against_its_contract(setup):
         streamer.step(frame.astype(np.float32))
     with pytest.raises(ValueError, match="has shape \\(16, 16, 3\\)"):
         streamer.step(np.zeros((16, 16, 3), np.float32))
+
+
+@pytest.mark.slow
+def test_a_model_from_load_model_exports_its_contract_without_being_told(setup, tmp_path):
+    """The quickstart's path: `load_model(None, model_dir)` then `export_tflite(...)`."""
+    from movinet_tf.export_lib import load_model
+    loaded = load_model(None, str(setup["model_dir"]))
+    assert loaded.contract.frame_rate == 12.5
+    result = export_tflite(loaded.model, tmp_path / "m.tflite", image_size=loaded.image_size,
+                           labels=loaded.labels)
+    assert result.manifest["input_contract"]["frame_rate"] == 12.5
+    assert TFLiteStreamer(result.model_path).contract == loaded.contract
