@@ -50,6 +50,9 @@ def quiet_tensorflow(argv=None):
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
+    # OpenCV's FFmpeg ("moov atom not found") and its own warnings: our errors say it.
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     warnings.filterwarnings("ignore")
     std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
 

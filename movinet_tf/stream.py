@@ -31,7 +31,7 @@ import sys  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-from absl import app, flags  # noqa: E402
+from absl import app, flags, logging  # noqa: E402
 
 from movinet_tf import atomic_io  # noqa: E402
 from movinet_tf.data import frames as frames_lib  # noqa: E402
@@ -175,12 +175,20 @@ class CheckpointModel:
         return logits.numpy()[0]
 
 
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its import-time C++ lines hidden (TF 2.21 prints the oneDNN
+    notice whatever TF_CPP_MIN_LOG_LEVEL says)."""
+    with cli.quiet_native_stderr():
+        import tensorflow  # noqa: F401
+
+
 def open_model(path, config=None, image_size=None, num_threads=1):
     """Opens MODEL as the right kind of model; raises `cli.UserError` if it is none."""
     if not os.path.exists(path):
         raise cli.UserError(f"Model {path!r} does not exist.")
     if path.endswith(".tflite"):
         return TFLiteModel(path, num_threads)
+    _import_tensorflow_quietly()
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
         return SavedModelModel(path)
     return CheckpointModel(path, config, image_size)
@@ -265,21 +273,26 @@ def format_top_k(probabilities, labels, k):
 class Annotator:
     """Writes the input frames with the current top-3 drawn on them, frame by frame.
 
-    ``.avi`` is written with OpenCV's own MJPEG encoder (any frame size);
-    ``.mp4`` with mp4v (OpenCV's FFmpeg writer rounds odd sizes down, so an
-    odd-sized video is refused rather than written smaller).
+    ``.mp4`` is mp4v and ``.avi`` MJPG, through FFmpeg, at the rate fed to the
+    model, so the video plays at real speed. FFmpeg rounds odd sizes down, so an
+    odd-sized ``.avi`` goes through OpenCV's own MJPEG writer (same size; it
+    stores a whole-number rate) and an odd-sized ``.mp4`` is refused rather
+    than written smaller.
     """
 
     def __init__(self, path, fps, frame_size, fourcc_path=None):
         height, width = frame_size
         extension = os.path.splitext(fourcc_path or path)[1].lower()
-        if extension == ".avi":
+        if extension == ".avi" and (height % 2 or width % 2):
+            # FFmpeg rounds odd sizes down; OpenCV's own MJPEG writer keeps them (it
+            # stores the rate as a whole number of frames per second).
             self.writer = cv2.VideoWriter(path, cv2.CAP_OPENCV_MJPEG,
                                           cv2.VideoWriter_fourcc(*"MJPG"), float(fps),
                                           (width, height))
         else:
-            self.writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
-                                          (width, height))
+            fourcc = "MJPG" if extension == ".avi" else "mp4v"
+            self.writer = cv2.VideoWriter(path, cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*fourcc),
+                                          float(fps), (width, height))
         if not self.writer.isOpened():
             raise cli.UserError(f"OpenCV cannot write {fourcc_path or path!r}.")
         self.frame_size = frame_size
@@ -299,11 +312,12 @@ class Annotator:
         line_height = int(np.ceil((text_height + baseline) * scale)) + margin
         return font, scale, thickness, line_height, margin
 
-    def write(self, frame_rgb, lines):
+    def write(self, frame_bgr, lines):
+        """Draws `lines` on a copy of the BGR frame `[H, W, 3]` and appends it."""
         if self.layout is None:
             self.layout = self._layout(lines)
         font, scale, thickness, line_height, margin = self.layout
-        bgr = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+        bgr = frame_bgr.copy()
         height, width = bgr.shape[:2]
         box_width = min(width, 2 * margin + max(
             cv2.getTextSize(line, font, scale, thickness)[0][0] for line in lines))
@@ -369,7 +383,7 @@ def stream_video(model, frames, contract, top_k=3, annotator=None, keep_probabil
     times, history = [], []
     next_report = 1.0
     for frame in frames:
-        probs = softmax(model.step(frames_lib.preprocess_frame(frame.rgb, contract)))
+        probs = softmax(model.step(frames_lib.preprocess_frame(frame.bgr, contract, bgr=True)))
         if labels is None:
             labels = _labels_for(model, len(probs))
         final = probs
@@ -378,7 +392,7 @@ def stream_video(model, frames, contract, top_k=3, annotator=None, keep_probabil
             history.append(probs.astype(np.float32))
         if annotator is not None:
             order = np.argsort(-probs)[:3]
-            annotator.write(frame.rgb, [f"{labels[i]} {probs[i]:.2f}" for i in order])
+            annotator.write(frame.bgr, [f"{labels[i]} {probs[i]:.2f}" for i in order])
         if frame.time + 1e-9 >= next_report:
             print(f"{frame.time:7.2f}s  {format_top_k(probs, labels, top_k)}", file=out,
                   flush=True)
@@ -403,7 +417,8 @@ def run_file(video_path, model, contract=None, fps=None, top_k=3, min_frames=2, 
     """Streams a video file; returns (final probabilities [N], labels)."""
     contract = contract or model.contract
     target, reason = choose_rate(fps, contract)
-    frames = frames_lib.VideoFrames(video_path, target_fps=target, max_frames=max_frames)
+    frames = frames_lib.VideoFrames(video_path, target_fps=target, max_frames=max_frames,
+                                    prefetch=2)
     height, width = frames.frame_size
     declared = (f"{frames.declared_frames} frames" if frames.declared_frames else
                 "frame count not declared")
@@ -468,7 +483,8 @@ def run_camera(index, model, contract=None, fps=None, top_k=3, max_frames=None, 
     try:
         with frames:
             for frame in frames:
-                probs = softmax(model.step(frames_lib.preprocess_frame(frame.rgb, contract)))
+                probs = softmax(model.step(frames_lib.preprocess_frame(frame.bgr, contract,
+                                                                       bgr=True)))
                 labels = labels or _labels_for(model, len(probs))
                 print(f"\rframe {frames.yielded:6d}  {format_top_k(probs, labels, top_k)}",
                       end="", file=out, flush=True)
@@ -525,6 +541,8 @@ def check_annotate_size(video, annotate):
 
 def main(argv):
     videos = list(argv[1:])
+    if not cli.verbose():
+        logging.set_verbosity(logging.WARNING)  # No "Restored N weights" lines by default.
     check_flags(videos)
     if FLAGS.camera is None and os.path.isfile(videos[0]):
         check_annotate_size(videos[0], FLAGS.annotate)

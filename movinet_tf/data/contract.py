@@ -161,5 +161,15 @@ class InputContract:
         return dataclasses.replace(self, dtype=dtype,
                                    quantization=quantization if dtype != "float32" else None)
 
+    def at_image_size(self, image_size):
+        """The contract for the same model run at another crop side (int or (H, W)); the short
+        side keeps its ratio to the crop."""
+        size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+        if size == tuple(self.image_size):
+            return self
+        ratio = self.min_image_size / min(self.image_size)
+        return dataclasses.replace(self, image_size=size,
+                                   min_image_size=max(int(round(min(size) * ratio)), max(size)))
+
     def with_frame_rate(self, frame_rate):
         return dataclasses.replace(self, frame_rate=frame_rate)

@@ -16,12 +16,13 @@ under a second.
 Example:
     with VideoFrames("clip.mp4", target_fps=12.5) as frames:
         for frame in frames:                       # Frame(index, time, rgb uint8 [H, W, 3])
-            logits = model.step(preprocess_frame(frame.rgb, contract))
+            logits = model.step(preprocess_frame(frame.bgr, contract, bgr=True))
         print(frames.fps, frames.decoded, frames.declared_frames)
 """
 import math
 import os
-import typing
+import queue
+import threading
 
 import cv2
 import numpy as np
@@ -32,11 +33,27 @@ from movinet_tf.data import video_io
 DEFAULT_FPS = 25.0
 
 
-class Frame(typing.NamedTuple):
-    """One decoded frame: its index in the source, its time (s) and the RGB pixels."""
-    index: int
-    time: float
-    rgb: np.ndarray
+class Frame:
+    """One decoded frame: its index in the source, its time (s) and its pixels.
+
+    OpenCV decodes to BGR; `rgb` converts on first use, so a consumer that only
+    needs the model input (`preprocess_frame(frame.bgr, contract, bgr=True)`)
+    never converts the full-size frame.
+    """
+    __slots__ = ("index", "time", "bgr", "_rgb")
+
+    def __init__(self, index, time, bgr):
+        self.index = index
+        self.time = time
+        self.bgr = bgr
+        self._rgb = None
+
+    @property
+    def rgb(self):
+        """uint8 RGB `[H, W, 3]`."""
+        if self._rgb is None:
+            self._rgb = cv2.cvtColor(self.bgr, cv2.COLOR_BGR2RGB)
+        return self._rgb
 
 
 def keeps_frame(index, source_fps, target_fps, previous_slot):
@@ -60,6 +77,10 @@ class VideoFrames:
         target_fps: the rate to feed the model; None keeps every frame. Above
             the source rate every frame is kept (`fps` then says the real rate).
         max_frames: stop after this many decoded source frames.
+        prefetch: decode up to this many kept frames ahead in a background thread
+            (OpenCV decodes without the GIL, so decoding overlaps the model); 0
+            decodes in the caller's thread. Memory holds at most
+            ``prefetch + 2`` frames either way.
 
     Attributes:
         source_fps: the rate the file declares (`DEFAULT_FPS` if it declares
@@ -74,7 +95,7 @@ class VideoFrames:
             a camera that does not open, or a frame size that changes midway.
     """
 
-    def __init__(self, source, target_fps=None, max_frames=None):
+    def __init__(self, source, target_fps=None, max_frames=None, prefetch=0):
         if target_fps is not None and not target_fps > 0:
             raise ValueError(f"target_fps is {target_fps!r}; expected a rate > 0 (or None).")
         if max_frames is not None and max_frames < 1:
@@ -100,6 +121,7 @@ class VideoFrames:
         self.frame_size = (int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT)),
                            int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH)))
         self.max_frames = max_frames
+        self.prefetch = int(prefetch)
         self.decoded = 0
         self.yielded = 0
         self._started = False
@@ -128,7 +150,46 @@ class VideoFrames:
         if self._started:
             raise RuntimeError(f"{self.name}: VideoFrames is a one-pass iterator; open it again.")
         self._started = True
-        return self._frames()
+        return self._prefetched() if self.prefetch > 0 else self._frames()
+
+    def _prefetched(self):
+        """`_frames` run in a background thread, through a queue of `prefetch` frames."""
+        frames = queue.Queue(maxsize=self.prefetch)
+        stop = threading.Event()
+        end = object()
+
+        def put(item):
+            while not stop.is_set():
+                try:
+                    frames.put(item, timeout=0.05)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def decode():
+            try:
+                for frame in self._frames():
+                    if not put(frame):
+                        return
+                put(end)
+            except BaseException as error:  # Re-raised in the consumer's thread.
+                put(error)
+
+        worker = threading.Thread(target=decode, name=f"decode {self.name}", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = frames.get()
+                if item is end:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            worker.join()
+            self.close()
 
     def _frames(self):
         slot = None
@@ -153,8 +214,7 @@ class VideoFrames:
                 shape = frame_bgr.shape
                 self.frame_size = shape[:2]
                 self.yielded += 1
-                yield Frame(index, index / self.source_fps,
-                            cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
+                yield Frame(index, index / self.source_fps, frame_bgr)
         finally:
             self.close()
 
@@ -179,11 +239,13 @@ def short_side_size(height, width, min_image_size):
     return (height * min_image_size + short // 2) // short, min_image_size
 
 
-def preprocess_frame(frame, contract):
+def preprocess_frame(frame, contract, bgr=False):
     """One uint8 RGB frame `[H, W, 3]` -> the model input of `contract`, float32 `[h, w, 3]`.
 
     Short side to ``contract.min_image_size`` (bilinear), centre crop of
-    ``contract.image_size``, then scaled to ``contract.value_range``.
+    ``contract.image_size``, then scaled to ``contract.value_range``. With
+    ``bgr=True`` the frame is OpenCV's BGR and only the small crop is reordered
+    to RGB (resizing is per channel, so the result is the same).
 
     Raises:
         TypeError: if `frame` is not uint8.
@@ -203,5 +265,7 @@ def preprocess_frame(frame, contract):
     top = (new_height - crop_height) // 2
     left = (new_width - crop_width) // 2
     crop = frame[top:top + crop_height, left:left + crop_width]
+    if bgr:
+        crop = crop[..., ::-1]
     low, high = contract.value_range
     return crop.astype(np.float32) * np.float32((high - low) / 255.0) + np.float32(low)

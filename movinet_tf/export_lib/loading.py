@@ -48,6 +48,8 @@ class LoadedModel:
             else:
                 self.contract = InputContract(frame_rate=None, image_size=self.image_size,
                                               min_image_size=self.min_image_size)
+        # Exports of this model find it there when not given one explicitly.
+        self.model.input_contract = self.contract
 
 
 def resolve_checkpoint(path):

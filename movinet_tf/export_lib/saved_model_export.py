@@ -188,7 +188,8 @@ def export_saved_model(model, output_dir, labels=None, top_k=DEFAULT_TOP_K, over
         contract: the `InputContract` the model was trained with, stored as
             ``loaded.input_contract`` (JSON) and ``loaded.frame_rate``; its
             sizes win over `image_size` / `min_image_size`. None: built from
-            those sizes with the frame rate unknown (0.0).
+            ``model.input_contract`` (set by `load_model`), else those sizes
+            with the frame rate unknown (0.0).
 
     Returns:
         The output directory.
@@ -208,6 +209,8 @@ def export_saved_model(model, output_dir, labels=None, top_k=DEFAULT_TOP_K, over
                          "classes.")
     if top_k < 1:
         raise ValueError(f"top_k must be >= 1, got {top_k}.")
+    if contract is None:  # A model from `load_model` carries its training contract.
+        contract = getattr(model, "input_contract", None)
     if contract is None and image_size:
         contract = InputContract(frame_rate=None, image_size=int(image_size),
                                  min_image_size=int(min_image_size or image_size))

@@ -296,7 +296,8 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
             recorded in the manifest for apps (None: not recorded).
         contract: the `InputContract` the model was trained with (frame rate,
             sizes, value range), written as the manifest's ``input_contract``;
-            its sizes win over `min_image_size`. None: frame rate unknown.
+            its sizes win over `min_image_size`. None: ``model.input_contract``
+            (set by `load_model`), else the frame rate is unknown.
 
     Returns:
         A `TFLiteExportResult`.
@@ -312,6 +313,9 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
         raise ValueError(f"output_path must end with .tflite; got {output_path!r}.")
     labels = _check_labels(labels, model.num_classes)
     graph = make_frame_graph(model, image_size)
+    if contract is None and getattr(model, "input_contract", None) is not None:
+        # A model from `load_model` carries its training contract.
+        contract = model.input_contract.at_image_size(graph.image_size)
     layout = "gpu" if gpu_compatible_states else "published"
     logging.info("Converting %s to TFLite (%s, %s states, %dx%d).", model.name, quantize, layout,
                  *graph.image_size)

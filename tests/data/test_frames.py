@@ -27,6 +27,9 @@ def test_opencv_preprocessing_matches_the_evaluation_within_1_5_over_255(tmp_pat
             assert got.shape == expected.shape
             # OpenCV rounds the resized frame to uint8 (0.5/255) and uses fixed-point weights.
             np.testing.assert_allclose(got, expected, atol=1.5 / 255, rtol=0)
+            from_bgr = np.stack([frames_lib.preprocess_frame(
+                cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), contract, bgr=True) for frame in clip])
+            np.testing.assert_array_equal(from_bgr, got)  # the CLI's path: crop, then reorder
 
 
 def test_resampling_drops_frames_and_reports_the_rate(tmp_path):
@@ -56,7 +59,7 @@ def test_a_long_video_never_holds_more_than_a_few_frames(tmp_path):
     try:
         count = 0
         for frame in frames_lib.VideoFrames(path, target_fps=12.5):
-            frames_lib.preprocess_frame(frame.rgb, contract)
+            frames_lib.preprocess_frame(frame.bgr, contract, bgr=True)
             count += 1
         _, peak = tracemalloc.get_traced_memory()
     finally:
@@ -100,3 +103,17 @@ def test_read_frames_at_keeps_only_the_needed_frames(tmp_path):
     assert decoded == 21  # stopped after the last needed frame
     frames, decoded = video_io.read_frames_at(path, [5, 70])
     assert frames is None and decoded == 60  # the video is shorter than an index
+
+
+def test_prefetching_yields_the_same_frames_and_raises_in_the_caller(tmp_path):
+    path = write_index_video(str(tmp_path / "index.mp4"), 40, fps=25.0)
+    plain = [(f.index, read_indices([f.rgb])[0]) for f in frames_lib.VideoFrames(path, 12.5)]
+    ahead = [(f.index, read_indices([f.rgb])[0])
+             for f in frames_lib.VideoFrames(path, 12.5, prefetch=2)]
+    assert ahead == plain and len(plain) == 20
+    # Stopping early ends the decoding thread.
+    source = frames_lib.VideoFrames(path, prefetch=2)
+    for frame in source:
+        if frame.index == 3:
+            break
+    assert source.decoded < 40
