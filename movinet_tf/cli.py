@@ -15,7 +15,8 @@ Usage, at the very top of a CLI module, before anything imports TensorFlow::
         cli.define_verbose_flag()
         cli.run(main)
 
-This module imports neither TensorFlow nor anything that does.
+This module imports neither TensorFlow nor anything that does (`import_tensorflow`
+imports it when called).
 """
 import logging as std_logging
 import os
@@ -51,6 +52,31 @@ def quiet_tensorflow(argv=None):
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     warnings.filterwarnings("ignore")
     std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
+
+
+def import_tensorflow(argv=None):
+    """Imports TensorFlow with the process's stderr silenced, unless ``--verbose``.
+
+    TensorFlow's C++ side prints a few lines while it loads (oneDNN, absl's
+    "before InitializeLog" notice) whatever ``TF_CPP_MIN_LOG_LEVEL`` says. A CLI
+    that needs TensorFlow anyway calls this after `quiet_tensorflow`; an error
+    raised by the import itself still reaches the user. Returns the module.
+    """
+    argv = sys.argv if argv is None else argv
+    if _verbose_requested(argv) or "tensorflow" in sys.modules:
+        import tensorflow
+        return tensorflow
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tensorflow
 
 
 def define_verbose_flag():

@@ -24,7 +24,12 @@ from absl import logging
 
 
 def topk_accuracy(logits, labels, k):
-    """Fraction of rows whose label is among the k largest logits.
+    """Fraction of rows whose label is among the k largest logits, ties and NaN counted as misses.
+
+    A row is a hit when its label's logit is strictly larger than all but at
+    most k-1 of the other logits and every logit of the row is finite: a
+    diverged model (NaN or inf logits) or a constant one (all logits tied)
+    scores 0, not 1.
 
     Args:
         logits: [N, C] array.
@@ -42,10 +47,12 @@ def topk_accuracy(logits, labels, k):
     if len(labels) == 0:
         return 0.0
     k = min(k, logits.shape[1])
-    # A label is in the top k when fewer than k classes score strictly higher.
-    label_logits = logits[np.arange(len(labels)), labels]
-    higher = (logits > label_logits[:, None]).sum(axis=1)
-    return float(np.mean(higher < k))
+    rows = np.arange(len(labels))
+    label_logits = logits[rows, labels]
+    # Other classes scoring at least as high as the label: a tie is no win.
+    at_least = (logits >= label_logits[:, None]).sum(axis=1) - 1
+    finite = np.isfinite(logits).all(axis=1)
+    return float(np.mean(finite & (at_least < k)))
 
 
 def _metrics(logits, labels):
