@@ -206,14 +206,37 @@ def load_ensemble(cfg, model_dir):
     return TemporalEnsemble(members, name="temporal_ensemble")
 
 
-def load_run(model_dir, overrides=(), allow_config_change=False):
-    """The saved config, the model and its latest checkpoint of a run folder.
+def build_and_restore(cfg, checkpoint):
+    """``(model, checkpoint restored)`` of `cfg`: a single model, or an ensemble's members.
+
+    Args:
+        cfg: an `ExperimentConfig`.
+        checkpoint: a run folder or checkpoint prefix (for an ensemble, its
+            folder with ``member<i>/``); None gives random weights (single
+            models only).
+
+    Raises:
+        FileNotFoundError, ValueError: see `restore`.
+    """
+    if cfg.ensemble.members > 1:
+        if checkpoint is None or not os.path.isdir(checkpoint):
+            raise ValueError(
+                "An ensemble config needs its run folder (with member0/ .. "
+                f"member{cfg.ensemble.members - 1}/) as the checkpoint; got {checkpoint!r}.")
+        return load_ensemble(cfg, checkpoint), os.fspath(checkpoint)
+    model = model_from_config(cfg)
+    return model, (restore(model, checkpoint) if checkpoint is not None else None)
+
+
+def load_run(model_dir, overrides=(), allow_config_change=False, checkpoint=None):
+    """The saved config, the model and the restored checkpoint of a run folder.
 
     Args:
         model_dir: a run folder (single model or ensemble) with ``config.yaml``.
         overrides: ``--set`` strings applied to the saved config; a change of
             model or data keys is refused unless `allow_config_change`.
         allow_config_change: see `check_config_change`.
+        checkpoint: which checkpoint to restore (default: the latest in `model_dir`).
 
     Returns:
         ``(cfg, model, checkpoint)``: checkpoint is the prefix restored (the
@@ -224,10 +247,8 @@ def load_run(model_dir, overrides=(), allow_config_change=False):
         ValueError: the checkpoint does not fit the saved config.
     """
     cfg = saved_config(model_dir, overrides, allow_config_change)
-    if cfg.ensemble.members > 1:
-        return cfg, load_ensemble(cfg, model_dir), os.fspath(model_dir)
-    model = model_from_config(cfg)
-    return cfg, model, restore(model, model_dir)
+    model, restored = build_and_restore(cfg, checkpoint if checkpoint is not None else model_dir)
+    return cfg, model, restored
 
 
 # ------------------------------------------------------------------ config

@@ -52,6 +52,24 @@ def quiet_tensorflow(argv=None):
     os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     warnings.filterwarnings("ignore")
     std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
+    # TensorFlow also logs through absl (e.g. ~35 KB of "will be renamed" warnings when a
+    # SavedModel is saved); drop those below ERROR, keep our own.
+    from absl import logging as absl_logging
+    handler = absl_logging.get_absl_handler()
+    if not any(isinstance(f, _LibraryLogFilter) for f in handler.filters):
+        handler.addFilter(_LibraryLogFilter())
+
+
+class _LibraryLogFilter(std_logging.Filter):
+    """Rejects log records below ERROR that TensorFlow or Keras code emitted."""
+
+    _LIBRARIES = ("tensorflow", "keras", "tf_keras")
+
+    def filter(self, record):
+        if record.levelno >= std_logging.ERROR:
+            return True
+        path = record.pathname.replace(os.sep, "/")
+        return not any(f"/{name}/" in path for name in self._LIBRARIES)
 
 
 def import_tensorflow(argv=None):

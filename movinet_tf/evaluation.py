@@ -22,6 +22,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from movinet_tf import data as data_lib
+
 
 def topk_accuracy(logits, labels, k):
     """Fraction of rows whose label is among the k largest logits, ties and NaN counted as misses.
@@ -170,7 +172,6 @@ def evaluate(model, cfg):
         dict mode -> metrics (``top1``, ``top5``, ``videos``, ``views``; the
         ``stream`` entry adds ``per_second``, see `stream_accuracy_by_second`).
     """
-    from movinet_tf import data as data_lib
 
     modes = list(cfg.eval.modes)
     data_cfg = cfg.data

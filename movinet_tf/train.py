@@ -38,19 +38,28 @@ if __name__ == "__main__":  # Before TensorFlow is imported.
     cli.import_tensorflow()
 
 import dataclasses  # noqa: E402
+import glob  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
 
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 from absl import logging  # noqa: E402
+from tensorflow.core.framework import summary_pb2  # noqa: E402
 
+import movinet_tf  # noqa: E402
 from movinet_tf import checkpoints  # noqa: E402
 from movinet_tf import config as config_lib  # noqa: E402
+from movinet_tf import data as data_lib  # noqa: E402
 from movinet_tf import ensemble_train  # noqa: E402
+from movinet_tf import evaluation  # noqa: E402
+from movinet_tf import subclips  # noqa: E402
+from movinet_tf.data import files  # noqa: E402
 from movinet_tf.checkpoints import CONFIG_FILE, weights_by_name  # noqa: E402,F401
 
 FLAGS = flags.FLAGS
@@ -81,7 +90,6 @@ class DivergedError(ValueError):
 
 def configure_devices(runtime):
     """Splits the CPU into logical devices when asked; must run before TF starts."""
-    import tensorflow as tf
     if runtime.cpu_logical_devices > 1:
         cpus = tf.config.list_physical_devices("CPU")
         tf.config.set_logical_device_configuration(
@@ -92,7 +100,6 @@ def configure_devices(runtime):
 
 def make_strategy(runtime):
     """The `tf.distribute.Strategy` named by ``runtime.strategy``."""
-    import tensorflow as tf
     if runtime.strategy == "default":
         return tf.distribute.get_strategy()
     if runtime.strategy == "mirrored":
@@ -147,7 +154,6 @@ def make_learning_rate(cfg):
     The peak is ``base_learning_rate * data.batch_size / base_batch_size``; with
     ``train.schedule: constant`` it is used throughout.
     """
-    import keras
     train = cfg.train
     peak = config_lib.learning_rate(cfg)
     if train.schedule == "constant":
@@ -166,7 +172,6 @@ def make_optimizer(cfg):
     Gradient clipping is not given to Keras (which would clip each replica's
     gradient before the all-reduce); the train step clips the summed one.
     """
-    import keras
     train = cfg.train
     schedule = make_learning_rate(cfg)
     # A fixed name: Keras would number a second optimizer in the same process
@@ -190,7 +195,6 @@ def make_optimizer(cfg):
 
 
 def _is_official_checkpoint(path):
-    import tensorflow as tf
     return any("/_stem/" in name for name, _ in tf.train.list_variables(path))
 
 
@@ -208,8 +212,6 @@ def load_init_checkpoint(model, path, modules):
     Raises:
         ValueError: when nothing usable is at `path`.
     """
-    import tensorflow as tf
-    import movinet_tf
     what = "train.init_checkpoint"
     if path.endswith(".weights.h5"):
         if modules != "all":
@@ -241,7 +243,6 @@ def check_data_source(data_cfg):
     Raises:
         ValueError: saying which key to set (``data.path``, ``data.source``).
     """
-    import glob
     if data_cfg.source == "builtin":
         return
     how = ("Point the config at local data with --set data.path=... (a TFRecord glob, a "
@@ -264,8 +265,6 @@ def check_data_source(data_cfg):
 
 def _check_video_files(data_cfg):
     """The class count matches and the training videos exist, before anything is built."""
-    from movinet_tf import data as data_lib
-    from movinet_tf.data import files
     names = data_lib.class_names(data_cfg)
     if len(names) != data_cfg.num_classes:
         raise ValueError(
@@ -287,8 +286,6 @@ def write_scalar(tag, value, step):
     and `tf.summary.scalar` needs it, so this writes the same event with TF's
     own `tf.summary.write` and the scalars plugin's metadata.
     """
-    import tensorflow as tf
-    from tensorflow.core.framework import summary_pb2
     metadata = summary_pb2.SummaryMetadata()
     metadata.plugin_data.plugin_name = "scalars"
     metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
@@ -321,10 +318,6 @@ def train_and_evaluate(cfg, model_dir, mode="train_and_eval", allow_config_chang
         ValueError, OSError: bad data, config, checkpoint or model_dir.
     """
     configure_devices(cfg.runtime)
-    import keras
-    import tensorflow as tf
-    from movinet_tf import data as data_lib
-    from movinet_tf import evaluation
 
     check_data_source(cfg.data)
     training = mode in ("train", "train_and_eval")
@@ -354,9 +347,11 @@ def train_and_evaluate(cfg, model_dir, mode="train_and_eval", allow_config_chang
                  cfg.runtime.strategy, num_replicas, global_batch, config_lib.learning_rate(cfg))
     state = make_training_state(cfg, strategy)
 
+    # Restored (or initialised) before model_dir is created or locked: a bad checkpoint
+    # leaves nothing behind.
+    _restore_or_init(cfg, state, latest)
     if not training:
-        _restore_or_init(cfg, state, latest)
-        return _evaluate(cfg, state.model, int(state.step), own_dir, chief, data_lib, evaluation)
+        return _evaluate(cfg, state.model, int(state.step), own_dir, chief)
 
     os.makedirs(own_dir, exist_ok=True)
     if not os.access(own_dir, os.W_OK):
@@ -365,10 +360,9 @@ def train_and_evaluate(cfg, model_dir, mode="train_and_eval", allow_config_chang
         manager = tf.train.CheckpointManager(
             state.checkpoint, own_dir, max_to_keep=cfg.train.keep_checkpoints,
             step_counter=state.step)
-        # The lock is ours now: read the latest checkpoint again.
-        _restore_or_init(cfg, state, manager.latest_checkpoint)
-        results = _train(cfg, state, strategy, manager, own_dir, chief, mode, data_lib,
-                         evaluation)
+        if manager.latest_checkpoint != latest:  # A run that held the lock saved since.
+            _restore_or_init(cfg, state, manager.latest_checkpoint)
+        results = _train(cfg, state, strategy, manager, own_dir, chief, mode)
     if not chief and not cfg.runtime.keep_worker_checkpoints:
         # Non-chief workers must save too (saving is collective), but only the chief's copy is kept.
         shutil.rmtree(own_dir, ignore_errors=True)
@@ -398,7 +392,6 @@ class TrainingState:
 
 def make_training_state(cfg, strategy):
     """Builds the model, optimizer (slots created) and counters under `strategy`."""
-    import tensorflow as tf
     with strategy.scope():
         model = build_model(cfg)
         if cfg.train.freeze_backbone:
@@ -437,10 +430,8 @@ def restore_checkpoint(state, path):
                  path, int(state.step), int(state.epoch), int(state.batch_in_epoch))
 
 
-def _train(cfg, state, strategy, manager, out_dir, chief, mode, data_lib, evaluation):
+def _train(cfg, state, strategy, manager, out_dir, chief, mode):
     """The training steps; see `train_and_evaluate`."""
-    import keras
-    import tensorflow as tf
 
     model, optimizer = state.model, state.optimizer
     step, epoch, batch_in_epoch = state.step, state.epoch, state.batch_in_epoch
@@ -473,7 +464,6 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode, data_lib, evalua
     def step_fn(video, labels):
         variables = model.trainable_variables
         if train.subclips > 1:
-            from movinet_tf import subclips
             # Sub-clips carrying stream states, gradients accumulated (movinet_tf.subclips);
             # the L2 term does not depend on the clip, so its gradient is added once.
             loss, logits, grads = subclips.subclip_loss_and_grads(
@@ -625,11 +615,11 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode, data_lib, evalua
             logging.info("Saved checkpoint %s.", path)
         if (mode == "train_and_eval" and train.eval_every
                 and current % train.eval_every == 0 and current < train.steps):
-            results = _evaluate(cfg, model, current, out_dir, chief, data_lib, evaluation)
+            results = _evaluate(cfg, model, current, out_dir, chief)
     logging.info("Training stopped at step %d; the train step was traced %d time(s).",
                  int(step), train_step.experimental_get_tracing_count())
     if mode == "train_and_eval":
-        results = _evaluate(cfg, model, int(step), out_dir, chief, data_lib, evaluation)
+        results = _evaluate(cfg, model, int(step), out_dir, chief)
     return results
 
 
@@ -642,13 +632,12 @@ def _diverged(step, what, manager):
         "Lower train.base_learning_rate, or set train.clipnorm > 0.")
 
 
-def _evaluate(cfg, model, step, out_dir, chief, data_lib, evaluation):
+def _evaluate(cfg, model, step, out_dir, chief):
     """Runs every mode in ``cfg.eval.modes``, prints them side by side, saves JSON.
 
     Results that cannot be saved (a read-only run folder) are printed and the
     reason logged; evaluating a finished run needs no write access.
     """
-    import tensorflow as tf
     if not chief:
         return {}
     results = evaluation.evaluate(model, cfg)
@@ -725,7 +714,6 @@ def main(argv):
 def run():
     """Console-script entry point (``movinet-train``)."""
     cli.quiet_tensorflow()
-    import tensorflow as tf
     define_flags()
     # A full disk, a read-only or unreadable file: the user's to fix, one line too.
     cli.run(main, user_errors=(*cli.USER_ERRORS, tf.errors.ResourceExhaustedError,

@@ -11,8 +11,10 @@ import os
 
 from absl import logging
 
+import movinet_tf
 from movinet_tf import checkpoints
 from movinet_tf import config as config_lib
+from movinet_tf import data as data_lib
 from movinet_tf.checkpoints import (CONFIG_FILE, find_config,  # noqa: F401 (re-exported)
                                     resolve_checkpoint, weights_by_name)
 
@@ -46,9 +48,8 @@ def restore_weights(model, checkpoint):
 
 
 def _labels_from_config(cfg):
-    from movinet_tf.data import class_names
     try:
-        return list(class_names(cfg.data))
+        return list(data_lib.class_names(cfg.data))
     except (OSError, ValueError) as error:
         logging.warning("Could not read class names for data source %r (%s); using class_<i>.",
                         cfg.data.source, error)
@@ -113,18 +114,9 @@ def load_model(config=None, checkpoint=None, *, overrides=(), model_id=None, str
         if cfg.runtime.mixed_precision != "float32":
             logging.info("Building the export model in float32 (trained with %s).",
                          cfg.runtime.mixed_precision)
-        if cfg.ensemble.members > 1:
-            if checkpoint is None or not os.path.isdir(checkpoint):
-                raise ValueError(
-                    "An ensemble config needs --checkpoint MODEL_DIR: the directory with "
-                    f"member0/ .. member{cfg.ensemble.members - 1}/; got {checkpoint!r}.")
-            model, restored = checkpoints.load_ensemble(cfg, checkpoint), os.fspath(checkpoint)
-        else:
-            model = checkpoints.model_from_config(cfg)
-            restored = checkpoints.restore(model, checkpoint) if checkpoint is not None else None
+        model, restored = checkpoints.build_and_restore(cfg, checkpoint)
         labels = _labels_from_config(cfg)
     else:
-        import movinet_tf
         if model_id is None:
             raise ValueError("Pass a config (and checkpoint), or a model_id for random weights.")
         if overrides:
