@@ -677,7 +677,7 @@ def resolve_config(config, model_dir, overrides=(), allow_config_change=False):
     With ``config`` None, `model_dir`'s saved ``config.yaml`` is the config
     (``overrides`` apply on top and may not change model or data keys unless
     `allow_config_change`). A `config` given with a model_dir that holds a run
-    is checked against it by `train_and_evaluate`.
+    is checked against it the same way, before its data is looked for.
 
     Raises:
         app.UsageError: neither a config nor a run folder.
@@ -692,7 +692,12 @@ def resolve_config(config, model_dir, overrides=(), allow_config_change=False):
                 "configs: " + ", ".join(config_lib.available_configs()))
         return checkpoints.saved_config(model_dir, overrides, allow_config_change), model_dir
     cfg = config_lib.load_config(config, overrides)
-    return cfg, model_dir or os.path.join("runs", os.path.splitext(os.path.basename(config))[0])
+    model_dir = model_dir or os.path.join("runs", os.path.splitext(os.path.basename(config))[0])
+    saved = checkpoints.find_config(model_dir) if os.path.isdir(model_dir) else None
+    if saved is not None:
+        checkpoints.check_config_change(config_lib.load_config(saved), cfg, model_dir,
+                                        allow_config_change, source=f"--config {config}")
+    return cfg, model_dir
 
 
 def main(argv):
