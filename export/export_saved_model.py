@@ -1,17 +1,24 @@
 """Exports a MoViNet as a SavedModel for serving with `tf.saved_model.load`.
 
-    # A trained model (config.yaml is found beside the checkpoint when --config is omitted):
-    python export/export_saved_model.py --config a0_stream --checkpoint /tmp/run --output /tmp/a0_sm
+    # A trained model: the run folder alone (its config.yaml is the config):
+    python export/export_saved_model.py --checkpoint /tmp/run --output /tmp/a0_sm
     # Random weights, for a quick look at the signatures:
     python export/export_saved_model.py --model_id a0 --stream --num_classes 10 --output /tmp/sm
 
 Signatures: serving_default (float clip [B, T, H, W, 3] in [0, 1] -> logits,
 probabilities, top_k_labels, top_k_probs), serving_uint8 (the same for uint8),
 and for stream models init_states and call. See docs/export.md.
-"""
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+--overwrite replaces only an existing SavedModel or an empty folder; the new
+one is written beside it and swapped in. Errors are one line (exit status 2);
+--verbose shows TensorFlow's log lines and tracebacks.
+"""
+from movinet_tf import cli
+
+cli.quiet_tensorflow()  # Before TensorFlow is imported.
+cli.import_tensorflow()
+
+import os  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
@@ -28,7 +35,10 @@ flags.DEFINE_integer("image_size", None, "Eval crop recorded for clients (defaul
                      "config's, else 172).")
 flags.DEFINE_integer("top_k", 5, "Classes in top_k_labels / top_k_probs.")
 flags.DEFINE_string("output", None, "SavedModel directory to write.")
-flags.DEFINE_bool("overwrite", False, "Replace an existing --output.")
+flags.DEFINE_bool("overwrite", False, "Replace an existing --output SavedModel (only a "
+                  "SavedModel or an empty folder is ever replaced).")
+flags.DEFINE_bool("allow_config_change", False, "Let --config/--set change model or data keys "
+                  "of the run's saved config.yaml.")
 flags.DEFINE_float("frame_rate", None, "Without --config: frames per second the weights were "
                    "trained at, recorded in the input contract (with a config it is "
                    "data.video_fps / data.temporal_stride).")
@@ -39,10 +49,13 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from movinet_tf import export_lib
-    from movinet_tf.export_lib import tflite_model
+    from movinet_tf.export_lib import saved_model_export, tflite_model
+    # Before any work: an --output that must not be replaced is refused at once.
+    saved_model_export.check_replaceable(os.path.abspath(FLAGS.output), FLAGS.overwrite)
     loaded = export_lib.load_model(FLAGS.config, FLAGS.checkpoint, overrides=FLAGS.set,
                                    model_id=FLAGS.model_id, stream=FLAGS.stream,
-                                   num_classes=FLAGS.num_classes, image_size=FLAGS.image_size)
+                                   num_classes=FLAGS.num_classes, image_size=FLAGS.image_size,
+                                   allow_config_change=FLAGS.allow_config_change)
     labels = tflite_model.read_labels(FLAGS.labels) if FLAGS.labels else loaded.labels
     contract = loaded.contract
     if FLAGS.frame_rate is not None:
@@ -62,4 +75,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

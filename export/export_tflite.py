@@ -9,11 +9,18 @@
 Writes model.tflite, model.labels.txt and model.json, then prints the state
 report; for a quantized mode it also prints top-1 agreement and the max logit
 error against the float model on held-out clips. See docs/export.md.
-"""
-import glob
-import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+Without --calibration_videos, int8 calibrates on, and measures its agreement
+on, synthetic builtin clips; a warning says so. Errors are one line (exit
+status 2); --verbose shows TensorFlow's log lines and tracebacks.
+"""
+from movinet_tf import cli
+
+cli.quiet_tensorflow()  # Before TensorFlow is imported.
+cli.import_tensorflow()
+
+import glob  # noqa: E402
+import sys  # noqa: E402
 
 from absl import app, flags  # noqa: E402
 
@@ -34,19 +41,31 @@ flags.DEFINE_string("calibration_videos", None,
 flags.DEFINE_integer("num_calibration_videos", 8, "Clips used to calibrate int8.")
 flags.DEFINE_integer("num_eval_videos", 4, "Held-out clips for the agreement check.")
 flags.DEFINE_integer("max_frames", 32, "Frames used per calibration / evaluation clip.")
+flags.DEFINE_bool("allow_config_change", False, "Let --config/--set change model or data keys "
+                  "of the run's saved config.yaml.")
 flags.DEFINE_float("frame_rate", None, "Without --config: frames per second the weights were "
                    "trained at, recorded in the input contract (with a config it is "
                    "data.video_fps / data.temporal_stride).")
 flags.mark_flag_as_required("output")
+flags.register_validator("num_calibration_videos", lambda n: n >= 1,
+                         "--num_calibration_videos must be >= 1.")
+flags.register_validator("num_eval_videos", lambda n: n >= 0, "--num_eval_videos must be >= 0.")
+flags.register_validator("max_frames", lambda n: n >= 1, "--max_frames must be >= 1.")
 
 
 def _read_clips(pattern, image_size, min_image_size, max_frames):
-    from movinet_tf.data import preprocess_eval_frames, read_video
+    from movinet_tf.data import VideoDecodeError, preprocess_eval_frames, read_video
     paths = sorted(glob.glob(pattern))
     if not paths:
-        raise app.UsageError(f"--calibration_videos {pattern!r} matches no file.")
-    return [preprocess_eval_frames(read_video(path, max_frames=max_frames)[0], image_size,
-                                   max(min_image_size, image_size)) for path in paths]
+        raise cli.UserError(f"--calibration_videos {pattern!r} matches no file.")
+    clips = []
+    for path in paths:
+        try:
+            frames = read_video(path, max_frames=max_frames)[0]
+        except VideoDecodeError as error:
+            raise cli.UserError(f"--calibration_videos: {error}") from error
+        clips.append(preprocess_eval_frames(frames, image_size, max(min_image_size, image_size)))
+    return clips
 
 
 def main(argv):
@@ -56,7 +75,8 @@ def main(argv):
     from movinet_tf.export_lib import tflite_export, tflite_model
     loaded = export_lib.load_model(FLAGS.config, FLAGS.checkpoint, overrides=FLAGS.set,
                                    model_id=FLAGS.model_id, stream=True,
-                                   num_classes=FLAGS.num_classes, image_size=FLAGS.image_size)
+                                   num_classes=FLAGS.num_classes, image_size=FLAGS.image_size,
+                                   allow_config_change=FLAGS.allow_config_change)
     labels = tflite_model.read_labels(FLAGS.labels) if FLAGS.labels else loaded.labels
     contract = loaded.contract
     if FLAGS.frame_rate is not None:
@@ -73,11 +93,16 @@ def main(argv):
             clips = _read_clips(FLAGS.calibration_videos, size, loaded.min_image_size,
                                 FLAGS.max_frames)
             if len(clips) < 2:
-                raise app.UsageError("--calibration_videos needs at least 2 videos: some to "
+                raise cli.UserError("--calibration_videos needs at least 2 videos: some to "
                                      "calibrate, some held out to measure agreement.")
             held_out = max(1, min(FLAGS.num_eval_videos, len(clips) // 4))
             calibration, evaluation = clips[:-held_out], clips[-held_out:]
         else:
+            if FLAGS.quantize == "int8":
+                print("warning: no --calibration_videos: int8 is calibrated on synthetic builtin "
+                      "clips, and the agreement below is measured on them too, not on your "
+                      "videos; pass --calibration_videos 'DIR/*.mp4' for a figure that holds.",
+                      file=sys.stderr, flush=True)
             clips = tflite_export.default_calibration_videos(size, num_videos=wanted,
                                                              num_frames=FLAGS.max_frames)
             calibration = clips[:FLAGS.num_calibration_videos]
@@ -95,7 +120,8 @@ def main(argv):
                               sorted(result.op_counts.items(), key=lambda kv: -kv[1])))
     if evaluation:
         quality = export_lib.compare_with_float(loaded.model, result.model_path, evaluation)
-        print(f"Against the float model on {quality['num_clips']} held-out clips "
+        kind = "" if FLAGS.calibration_videos else "synthetic "
+        print(f"Against the float model on {quality['num_clips']} held-out {kind}clips "
               f"({quality['num_frames']} frames): top-1 agreement "
               f"{quality['top1_agreement_final']:.1%} at the last frame, "
               f"{quality['top1_agreement_frames']:.1%} over all frames; max |logit error| "
@@ -103,4 +129,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

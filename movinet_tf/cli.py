@@ -15,7 +15,8 @@ Usage, at the very top of a CLI module, before anything imports TensorFlow::
         cli.define_verbose_flag()
         cli.run(main)
 
-This module imports neither TensorFlow nor anything that does.
+This module imports neither TensorFlow nor anything that does (`import_tensorflow`
+imports it when called).
 """
 import contextlib
 import logging as std_logging
@@ -55,6 +56,49 @@ def quiet_tensorflow(argv=None):
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
     warnings.filterwarnings("ignore")
     std_logging.getLogger("tensorflow").setLevel(std_logging.ERROR)
+    # TensorFlow also logs through absl (e.g. ~35 KB of "will be renamed" warnings when a
+    # SavedModel is saved); drop those below ERROR, keep our own.
+    from absl import logging as absl_logging
+    handler = absl_logging.get_absl_handler()
+    if not any(isinstance(f, _LibraryLogFilter) for f in handler.filters):
+        handler.addFilter(_LibraryLogFilter())
+
+
+class _LibraryLogFilter(std_logging.Filter):
+    """Rejects log records below ERROR that TensorFlow or Keras code emitted."""
+
+    _LIBRARIES = ("tensorflow", "keras", "tf_keras")
+
+    def filter(self, record):
+        if record.levelno >= std_logging.ERROR:
+            return True
+        path = record.pathname.replace(os.sep, "/")
+        return not any(f"/{name}/" in path for name in self._LIBRARIES)
+
+
+def import_tensorflow(argv=None):
+    """Imports TensorFlow with the process's stderr silenced, unless ``--verbose``.
+
+    TensorFlow's C++ side prints a few lines while it loads (oneDNN, absl's
+    "before InitializeLog" notice) whatever ``TF_CPP_MIN_LOG_LEVEL`` says. A CLI
+    that needs TensorFlow anyway calls this after `quiet_tensorflow`; an error
+    raised by the import itself still reaches the user. Returns the module.
+    """
+    argv = sys.argv if argv is None else argv
+    if _verbose_requested(argv) or "tensorflow" in sys.modules:
+        import tensorflow
+        return tensorflow
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    return tensorflow
 
 
 @contextlib.contextmanager

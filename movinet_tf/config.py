@@ -2,7 +2,8 @@
 
 An experiment is one `ExperimentConfig`: the sections ``model``, ``data`` (the
 data pipeline's own `movinet_tf.data.DataConfig`), ``train``, ``eval`` and
-``runtime``. A YAML file is read with ``yaml.safe_load`` and checked against the
+``runtime``. A YAML file is read with a strict `yaml.SafeLoader` (no Python tags, no
+key given twice) and checked against the
 dataclasses field by field:
 
 * an unknown or misspelled key is a `ValueError` that names it, lists the valid
@@ -22,14 +23,16 @@ Example:
 import copy
 import dataclasses
 import difflib
+import math
 import os
 import pathlib
-import tempfile
 import types
 import typing
 
 import yaml
+from absl import logging
 
+from movinet_tf import atomic_io
 from movinet_tf.data import DataConfig
 from movinet_tf.data import validate_config as validate_data_config
 from movinet_tf.models.specs import MODEL_IDS
@@ -311,6 +314,7 @@ def _validate(cfg):
     for key, value in non_negative.items():
         if value < 0:
             raise ValueError(f"Config key {key!r} must be >= 0, got {value}.")
+    _check_ranges(cfg)
     if cfg.train.warmup_steps > cfg.train.steps:
         raise ValueError(
             f"train.warmup_steps ({cfg.train.warmup_steps}) exceeds train.steps "
@@ -330,6 +334,39 @@ def _validate(cfg):
     if cfg.data.path or cfg.data.source in ("builtin", "tfds"):
         validate_data_config(cfg.data)
     return cfg
+
+
+def _float_fields(node, section=""):
+    for field in dataclasses.fields(node):
+        value = getattr(node, field.name)
+        key = f"{section}.{field.name}" if section else field.name
+        if dataclasses.is_dataclass(value):
+            yield from _float_fields(value, key)
+        elif isinstance(value, float):
+            yield key, value
+
+
+def _check_ranges(cfg):
+    """Every float is finite; rates, factors and sizes are in their meaningful range."""
+    for key, value in _float_fields(cfg):
+        if not math.isfinite(value):
+            raise ValueError(f"Config key {key!r} is {value}; expected a finite number.")
+    train, model = cfg.train, cfg.model
+    greater_than_zero = {"train.base_learning_rate": train.base_learning_rate,
+                         "train.epsilon": train.epsilon}
+    for key, value in greater_than_zero.items():
+        if value <= 0:
+            raise ValueError(f"Config key {key!r} must be > 0, got {value}.")
+    non_negative = {"train.weight_decay": train.weight_decay}
+    for key, value in non_negative.items():
+        if value < 0:
+            raise ValueError(f"Config key {key!r} must be >= 0, got {value}.")
+    unit = {"train.momentum": train.momentum, "train.rmsprop_rho": train.rmsprop_rho,
+            "model.dropout_rate": model.dropout_rate,
+            "model.stochastic_depth_drop_rate": model.stochastic_depth_drop_rate}
+    for key, value in unit.items():
+        if not 0.0 <= value < 1.0:
+            raise ValueError(f"Config key {key!r} must be in [0, 1), got {value}.")
 
 
 def _validate_ensemble(cfg):
@@ -437,7 +474,7 @@ def parse_override(text):
     if not key or any(not part for part in key.split(".")):
         raise ValueError(f"--set has an empty key or key part in {text!r}; expected e.g. train.steps=100.")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=_StrictLoader) if raw.strip() else ""  # noqa: S506
     except yaml.YAMLError as error:
         raise ValueError(f"--set {text!r}: cannot parse the value {raw!r} as YAML: {error}") from error
     return key.split("."), value
@@ -509,49 +546,115 @@ def resolve_config_path(name):
         f"Shipped configs: {', '.join(shipped)}.")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping.
+
+    PyYAML keeps the last of two equal keys, so a second ``train:`` section
+    would silently replace the first one whole.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # An unhashable key; the base class reports it.
+                continue
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"duplicate key {key!r} (first at line {first.line + 1}, again at line "
+                    f"{key_node.start_mark.line + 1})", key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(stream, name):
+    """Parses YAML text or a file object strictly: safe tags only, no duplicate keys.
+
+    Raises:
+        ValueError: naming `name` and the line of the problem.
+    """
+    try:
+        return yaml.load(stream, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as error:
+        raise ValueError(f"Config {name!r} is not valid YAML: {error}") from error
+
+
+def _override_key(text):
+    return text.split("=", 1)[0].strip() if isinstance(text, str) else str(text)
+
+
+def _scale_warmup(values, file_values, overrides):
+    """Scales ``train.warmup_steps`` when ``--set train.steps`` shortens a run.
+
+    Only when the override sets steps but not the warm-up: the warm-up keeps its
+    share of the run (rounded down), instead of exceeding the new length.
+    """
+    keys = {_override_key(t) for t in overrides or ()}
+    if "train.steps" not in keys or "train.warmup_steps" in keys:
+        return values
+    file_train = (file_values or {}).get("train") or {}
+    train = values.get("train") or {}
+    old_steps, warmup, steps = file_train.get("steps"), file_train.get("warmup_steps"), train.get("steps")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (old_steps, warmup, steps)):
+        return values
+    if not 0 < steps < old_steps or not warmup:
+        return values
+    scaled = warmup * steps // old_steps
+    train["warmup_steps"] = scaled
+    logging.warning("--set train.steps=%d shortens the run from %d steps: warm-up scaled from %d "
+                    "to %d step(s) (set train.warmup_steps to choose).", steps, old_steps, warmup,
+                    scaled)
+    return values
+
+
 def load_config(name, overrides=()):
     """Reads a YAML config (bare name or path), applies overrides, checks it.
 
     Args:
         name: a shipped config name (``a0_stream``), a file name in ``configs/``
             or a path to a YAML file.
-        overrides: ``["train.steps=10", ...]`` as given to ``--set``.
+        overrides: ``["train.steps=10", ...]`` as given to ``--set``. When one
+            shortens ``train.steps`` alone, the warm-up is scaled with it.
 
     Returns:
         The `ExperimentConfig`.
 
     Raises:
         FileNotFoundError: for a missing config file.
-        ValueError / TypeError: see `config_from_dict` and `parse_override`.
+        ValueError / TypeError: see `config_from_dict` and `parse_override`; the
+            message names the ``--set`` override or the file at fault.
     """
     path = resolve_config_path(name)
     with open(path, encoding="utf-8") as f:
-        try:
-            values = yaml.safe_load(f)
-        except yaml.YAMLError as error:
-            raise ValueError(f"Config {str(path)!r} is not valid YAML: {error}") from error
-    values = apply_overrides(values, overrides)
+        file_values = read_yaml(f, str(path))
+    values = _scale_warmup(apply_overrides(file_values, overrides), file_values, overrides)
     try:
         return config_from_dict(values)
     except (ValueError, TypeError) as error:
-        raise type(error)(f"{error} (config file: {path})") from error
+        raise type(error)(f"{error} ({_blame(error, file_values, overrides, path)})") from error
+
+
+def _blame(error, file_values, overrides, path):
+    """Which input a config error comes from: the --set override(s) named in it, or the file."""
+    if overrides:
+        try:
+            config_from_dict(copy.deepcopy(file_values))
+        except (ValueError, TypeError):
+            return f"config file: {path}"
+        message = str(error)
+        named = [t for t in overrides if f"'{_override_key(t)}'" in message
+                 or _override_key(t) in message]
+        shown = named or list(overrides)
+        return "from " + ", ".join(f"--set {t}" for t in shown)
+    return f"config file: {path}"
 
 
 def atomic_write_text(path, text):
-    """Writes `text` to `path` through a temp file and a rename, never half-written."""
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """Writes `text` to `path` atomically, with the umask's mode (see `movinet_tf.atomic_io`)."""
+    atomic_io.write_text(path, text)
 
 
 def config_to_yaml(cfg):

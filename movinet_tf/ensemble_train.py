@@ -18,17 +18,21 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 from absl import logging
 
-MEMBER_DIR = "member{}"
+from movinet_tf import checkpoints
+from movinet_tf import config as config_lib
+from movinet_tf import data as data_lib
+from movinet_tf.checkpoints import MEMBER_DIR, load_ensemble, member_dir  # noqa: F401
+from movinet_tf.evaluation import topk_accuracy
+from movinet_tf.models.flops import count_flops
+
 RESULTS_FILE = "ensemble_eval.json"
 
 
-def member_dir(model_dir, index):
-    return os.path.join(model_dir, MEMBER_DIR.format(index))
-
-
-def train_ensemble(cfg, model_dir, mode="train_and_eval", member=None):
+def train_ensemble(cfg, model_dir, mode="train_and_eval", member=None, *, train_member,
+                   allow_config_change=False):
     """Trains the members (all, or only `member`), then evaluates the ensemble.
 
     Args:
@@ -36,66 +40,59 @@ def train_ensemble(cfg, model_dir, mode="train_and_eval", member=None):
         model_dir: the ensemble's directory; members go to ``member<i>/``.
         mode: 'train', 'eval' or 'train_and_eval'.
         member: train only this member (int), or None for all.
+        train_member: ``f(member_cfg, member_dir, mode=..., allow_config_change=...)``
+            that trains one model (`movinet_tf.train.train_and_evaluate`).
+        allow_config_change: let `cfg` change model or data keys of a saved run.
 
     Returns:
         The evaluation results (see `evaluate_ensemble`), or {} when none ran.
     """
-    from movinet_tf import config as config_lib
-    from movinet_tf import train
     members = cfg.ensemble.members
     if member is not None and not 0 <= member < members:
         raise ValueError(f"--member {member} does not exist: the ensemble has {members} "
                          f"members (0..{members - 1}).")
-    os.makedirs(model_dir, exist_ok=True)
-    config_lib.atomic_write_text(os.path.join(model_dir, train.CONFIG_FILE),
-                                 config_lib.config_to_yaml(cfg))
+    saved_path = os.path.join(model_dir, checkpoints.CONFIG_FILE)
+    if os.path.isfile(saved_path):
+        checkpoints.check_config_change(config_lib.load_config(saved_path), cfg, model_dir,
+                                        allow_config_change)
     if mode in ("train", "train_and_eval"):
-        for index in ([member] if member is not None else range(members)):
-            member_cfg = config_lib.member_config(cfg, index)
-            print(f"\n=== ensemble member {index} of {members}: {member_cfg.model.model_id}, "
-                  f"{member_cfg.data.num_frames} frames at stride "
-                  f"{member_cfg.data.temporal_stride} -> {member_dir(model_dir, index)} ===",
-                  flush=True)
-            train.train_and_evaluate(member_cfg, member_dir(model_dir, index), mode="train")
+        os.makedirs(model_dir, exist_ok=True)
+        with checkpoints.lock_run(model_dir):
+            for index in ([member] if member is not None else range(members)):
+                member_cfg = config_lib.member_config(cfg, index)
+                print(f"\n=== ensemble member {index} of {members}: {member_cfg.model.model_id}, "
+                      f"{member_cfg.data.num_frames} frames at stride "
+                      f"{member_cfg.data.temporal_stride} -> {member_dir(model_dir, index)} ===",
+                      flush=True)
+                train_member(member_cfg, member_dir(model_dir, index), mode="train",
+                             allow_config_change=allow_config_change)
+                # Written once a member trained: the members' own configs were checked.
+                config_lib.atomic_write_text(saved_path, config_lib.config_to_yaml(cfg))
     if mode == "train" or member is not None:
         return {}
     results = evaluate_ensemble(cfg, model_dir)
     print(format_table(results))
-    config_lib.atomic_write_text(os.path.join(model_dir, RESULTS_FILE),
-                                 json.dumps(results, indent=2))
+    try:
+        config_lib.atomic_write_text(os.path.join(model_dir, RESULTS_FILE),
+                                     json.dumps(results, indent=2))
+    except OSError as error:
+        logging.warning("Could not save %s in %s: %s", RESULTS_FILE, model_dir, error)
     return results
-
-
-def load_ensemble(cfg, model_dir):
-    """The `TemporalEnsemble` of a trained ensemble directory (float32, inference)."""
-    from movinet_tf import config as config_lib
-    from movinet_tf.ensemble import TemporalEnsemble, load_member_checkpoint
-    from movinet_tf.export_lib.loading import build_from_config
-    members = []
-    for index in range(cfg.ensemble.members):
-        member = build_from_config(config_lib.member_config(cfg, index))
-        load_member_checkpoint(member, member_dir(model_dir, index), index=index)
-        members.append(member)
-    return TemporalEnsemble(members, name="temporal_ensemble")
 
 
 def _load_baseline(cfg, baseline_dir):
     """The full-rate single model of `baseline_dir`, checked against the ensemble's data."""
-    from movinet_tf import config as config_lib
-    from movinet_tf.export_lib import loading
-    config_path = loading.find_config(baseline_dir)
-    if config_path is None:
-        raise ValueError(f"ensemble.baseline_model_dir {baseline_dir!r} has no "
-                         f"{loading.CONFIG_FILE}: expected a movinet_tf.train model_dir.")
-    base_cfg = config_lib.load_config(config_path)
+    what = "ensemble.baseline_model_dir"
+    if checkpoints.find_config(baseline_dir) is None:
+        raise ValueError(f"{what} {baseline_dir!r} has no {checkpoints.CONFIG_FILE}: expected a "
+                         "movinet_tf.train model_dir.")
+    base_cfg, model, _ = checkpoints.load_run(baseline_dir)
     same = ("num_classes", "image_size", "temporal_stride")
     differ = [k for k in same if getattr(base_cfg.data, k) != getattr(cfg.data, k)]
     if differ:
-        raise ValueError(f"ensemble.baseline_model_dir {baseline_dir!r} was trained with other "
+        raise ValueError(f"{what} {baseline_dir!r} was trained with other "
                          f"data settings ({', '.join('data.' + k for k in differ)}); the "
                          "baseline must see the same full-rate clips.")
-    model = loading.build_from_config(base_cfg)
-    loading.restore_weights(model, baseline_dir)
     return model
 
 
@@ -106,11 +103,6 @@ def evaluate_ensemble(cfg, model_dir, max_batches=None):
         dict with ``rows``: a list of {name, model, frames, top1, top5, videos,
         gmacs_per_video}, in table order.
     """
-    import tensorflow as tf
-    from movinet_tf import data as data_lib
-    from movinet_tf.evaluation import topk_accuracy
-    from movinet_tf.models.flops import count_flops
-
     ensemble = load_ensemble(cfg, model_dir)
     count = cfg.ensemble.members
     frames = cfg.eval.num_frames or cfg.data.num_frames

@@ -22,9 +22,16 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from movinet_tf import data as data_lib
+
 
 def topk_accuracy(logits, labels, k):
-    """Fraction of rows whose label is among the k largest logits.
+    """Fraction of rows whose label is among the k largest logits, ties and NaN counted as misses.
+
+    A row is a hit when its label's logit is strictly larger than all but at
+    most k-1 of the other logits and every logit of the row is finite: a
+    diverged model (NaN or inf logits) or a constant one (all logits tied)
+    scores 0, not 1.
 
     Args:
         logits: [N, C] array.
@@ -42,10 +49,12 @@ def topk_accuracy(logits, labels, k):
     if len(labels) == 0:
         return 0.0
     k = min(k, logits.shape[1])
-    # A label is in the top k when fewer than k classes score strictly higher.
-    label_logits = logits[np.arange(len(labels)), labels]
-    higher = (logits > label_logits[:, None]).sum(axis=1)
-    return float(np.mean(higher < k))
+    rows = np.arange(len(labels))
+    label_logits = logits[rows, labels]
+    # Other classes scoring at least as high as the label: a tie is no win.
+    at_least = (logits >= label_logits[:, None]).sum(axis=1) - 1
+    finite = np.isfinite(logits).all(axis=1)
+    return float(np.mean(finite & (at_least < k)))
 
 
 def _metrics(logits, labels):
@@ -163,7 +172,6 @@ def evaluate(model, cfg):
         dict mode -> metrics (``top1``, ``top5``, ``videos``, ``views``; the
         ``stream`` entry adds ``per_second``, see `stream_accuracy_by_second`).
     """
-    from movinet_tf import data as data_lib
 
     modes = list(cfg.eval.modes)
     data_cfg = cfg.data

@@ -16,15 +16,23 @@ Three stages, each printing its progress:
 
 ``--set`` overrides the config as in `movinet_tf.train` (e.g. ``--set train.steps=100``
 for a quicker, less accurate run).
-"""
-import json
-import os
-import sys
-import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+Errors are one line (exit status 2); ``--verbose`` shows TensorFlow's log lines
+and tracebacks.
+"""
+from movinet_tf import cli
+
+if __name__ == "__main__":  # Before TensorFlow is imported.
+    cli.quiet_tensorflow()
+    cli.import_tensorflow()
+
+import json  # noqa: E402
+import os  # noqa: E402
+import time  # noqa: E402
 
 from absl import app, flags  # noqa: E402
+
+from movinet_tf import atomic_io  # noqa: E402
 
 FLAGS = flags.FLAGS
 DEFAULT_CONFIG = "a0_stream_builtin"
@@ -139,9 +147,7 @@ def run_quickstart(config, model_dir, overrides=(), video_index=0):
                     "tflite_vs_keras_max_logit_error": max_error,
                     "total_seconds": round(time.time() - started, 1)})
     path = os.path.join(model_dir, "quickstart_summary.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(summary, f, indent=2)
-    os.replace(path + ".tmp", path)
+    atomic_io.write_text(path, json.dumps(summary, indent=2))
 
     _banner("done")
     for mode, metrics in summary["eval"].items():
@@ -158,17 +164,14 @@ def run_quickstart(config, model_dir, overrides=(), video_index=0):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        run_quickstart(FLAGS.config or DEFAULT_CONFIG, FLAGS.model_dir or DEFAULT_MODEL_DIR,
-                       FLAGS.set, FLAGS.video_index)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        print(f"movinet_tf.quickstart: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    run_quickstart(FLAGS.config or DEFAULT_CONFIG, FLAGS.model_dir or DEFAULT_MODEL_DIR,
+                   FLAGS.set, FLAGS.video_index)
 
 
 def run():
+    cli.quiet_tensorflow()
     define_flags()
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

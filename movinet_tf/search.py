@@ -16,12 +16,20 @@ Killed and restarted with the same command, it resumes from its last
 checkpoint. At the end it writes ``searched_spec.yaml`` (for
 ``build_model(block_specs=...)`` or a training config), ``train_searched.yaml``
 and ``summary.json`` to the output directory.
-"""
-import os
-import sys
 
-from absl import app
-from absl import flags
+Errors are one line (exit status 2); ``--verbose`` shows TensorFlow's log lines
+and tracebacks.
+"""
+from movinet_tf import cli
+
+if __name__ == "__main__":  # Before TensorFlow is imported.
+    cli.quiet_tensorflow()
+    cli.import_tensorflow()
+
+import os  # noqa: E402
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -61,10 +69,7 @@ def main(argv):
         raise app.UsageError("--config is required, e.g. --config configs/search/tiny_builtin.yaml")
     from movinet_tf.nas import config as nas_config
     from movinet_tf.nas import tunas
-    try:
-        cfg = nas_config.load_config(FLAGS.config, FLAGS.set)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        sys.exit(f"movinet_tf.search: error: {error}")
+    cfg = nas_config.load_config(FLAGS.config, FLAGS.set)
     output_dir = FLAGS.output_dir or os.path.join(
         "runs", "search_" + os.path.splitext(os.path.basename(FLAGS.config))[0])
     tunas.run_search(cfg, output_dir, report=_print_record)
@@ -73,8 +78,9 @@ def main(argv):
 
 
 def run():
+    cli.quiet_tensorflow()
     define_flags()
-    app.run(main)
+    cli.run(main)
 
 
 if __name__ == "__main__":

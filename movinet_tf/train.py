@@ -10,6 +10,16 @@ Flags:
                  results go (default ``runs/<config name>``).
     --mode       ``train``, ``eval`` or ``train_and_eval`` (default).
     --set        ``key=value`` override, repeatable, e.g. ``--set train.steps=100``.
+    --allow_config_change  let ``--config``/``--set`` change model or data keys of
+                 a run whose ``model_dir`` already holds a ``config.yaml``.
+
+A ``model_dir`` that holds a run is enough on its own: ``--mode eval`` and a
+resume read its ``config.yaml`` (``--set`` still applies on top, e.g. more
+steps). A ``--config`` given with it must agree with it on the model and data.
+One training at a time holds a ``model_dir`` (a lock); ``config.yaml`` is
+written only once the config, the data and the checkpoint have been checked,
+and never by ``--mode eval``. A step whose loss or gradients are not finite
+stops the run (exit status 2) before anything of it is saved.
 
 The loop in `train_and_evaluate` reads top to bottom: strategy -> model ->
 optimizer -> checkpoint restore (resume or fine-tune) -> steps -> evaluation.
@@ -21,16 +31,36 @@ position (epoch and batches consumed in it). Checkpoints are written by
 ``checkpoint`` index file is atomically replaced to point at them, so a kill at
 any moment leaves the previous checkpoints usable.
 """
-import dataclasses
-import json
-import os
-import shutil
-import sys
-import time
+from movinet_tf import cli
 
-from absl import app
-from absl import flags
-from absl import logging
+if __name__ == "__main__":  # Before TensorFlow is imported.
+    cli.quiet_tensorflow()
+    cli.import_tensorflow()
+
+import dataclasses  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
+import time  # noqa: E402
+
+import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+from absl import logging  # noqa: E402
+from tensorflow.core.framework import summary_pb2  # noqa: E402
+
+import movinet_tf  # noqa: E402
+from movinet_tf import checkpoints  # noqa: E402
+from movinet_tf import config as config_lib  # noqa: E402
+from movinet_tf import data as data_lib  # noqa: E402
+from movinet_tf import ensemble_train  # noqa: E402
+from movinet_tf import evaluation  # noqa: E402
+from movinet_tf import subclips  # noqa: E402
+from movinet_tf.data import files  # noqa: E402
+from movinet_tf.checkpoints import CONFIG_FILE, weights_by_name  # noqa: E402,F401
 
 FLAGS = flags.FLAGS
 
@@ -46,8 +76,13 @@ def define_flags():
     flags.DEFINE_integer("member", None, "Ensemble configs only: train just this member "
                          "(0-based); default: every member in order, each resuming from its "
                          "own checkpoint.")
+    flags.DEFINE_bool("allow_config_change", False,
+                      "Let --config/--set change model or data keys of the run saved in "
+                      "--model_dir (its checkpoints must still fit).")
 
-CONFIG_FILE = "config.yaml"
+
+class DivergedError(ValueError):
+    """Training produced a non-finite loss, gradient or weight; nothing of that step was saved."""
 
 
 # ------------------------------------------------------------------ setup
@@ -55,7 +90,6 @@ CONFIG_FILE = "config.yaml"
 
 def configure_devices(runtime):
     """Splits the CPU into logical devices when asked; must run before TF starts."""
-    import tensorflow as tf
     if runtime.cpu_logical_devices > 1:
         cpus = tf.config.list_physical_devices("CPU")
         tf.config.set_logical_device_configuration(
@@ -66,7 +100,6 @@ def configure_devices(runtime):
 
 def make_strategy(runtime):
     """The `tf.distribute.Strategy` named by ``runtime.strategy``."""
-    import tensorflow as tf
     if runtime.strategy == "default":
         return tf.distribute.get_strategy()
     if runtime.strategy == "mirrored":
@@ -112,15 +145,7 @@ def build_model(cfg):
     The L2 penalty follows the official task: ``l2(l2_weight_decay / 2)`` on every
     conv kernel except the final classifier.
     """
-    import movinet_tf
-    overrides = {
-        key: value for key, value in dataclasses.asdict(cfg.model).items()
-        if key not in ("model_id", "stream") and value is not None
-    }
-    overrides["kernel_l2"] = cfg.train.l2_weight_decay / 2
-    return movinet_tf.build_model(
-        cfg.model.model_id, stream=cfg.model.stream, num_classes=cfg.data.num_classes,
-        **overrides)
+    return checkpoints.model_from_config(cfg, kernel_l2=cfg.train.l2_weight_decay / 2)
 
 
 def make_learning_rate(cfg):
@@ -129,8 +154,6 @@ def make_learning_rate(cfg):
     The peak is ``base_learning_rate * data.batch_size / base_batch_size``; with
     ``train.schedule: constant`` it is used throughout.
     """
-    import keras
-    from movinet_tf import config as config_lib
     train = cfg.train
     peak = config_lib.learning_rate(cfg)
     if train.schedule == "constant":
@@ -149,7 +172,6 @@ def make_optimizer(cfg):
     Gradient clipping is not given to Keras (which would clip each replica's
     gradient before the all-reduce); the train step clips the summed one.
     """
-    import keras
     train = cfg.train
     schedule = make_learning_rate(cfg)
     # A fixed name: Keras would number a second optimizer in the same process
@@ -173,7 +195,6 @@ def make_optimizer(cfg):
 
 
 def _is_official_checkpoint(path):
-    import tensorflow as tf
     return any("/_stem/" in name for name, _ in tf.train.list_variables(path))
 
 
@@ -191,43 +212,29 @@ def load_init_checkpoint(model, path, modules):
     Raises:
         ValueError: when nothing usable is at `path`.
     """
-    import tensorflow as tf
-    import movinet_tf
+    what = "train.init_checkpoint"
     if path.endswith(".weights.h5"):
         if modules != "all":
             raise ValueError(
-                f"train.init_checkpoint {path!r} is a .weights.h5 file, which restores the whole "
+                f"{what} {path!r} is a .weights.h5 file, which restores the whole "
                 "model only; use train.init_checkpoint_modules=all or a tf.train checkpoint.")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{what} {path!r} does not exist.")
         model.load_weights(path)
         return
     if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
         logging.info("Loading the variables of the published SavedModel %s (%s).", path, modules)
         movinet_tf.load_official_checkpoint(model, path, skip_classifier=modules == "backbone")
         return
-    if tf.io.gfile.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise ValueError(f"train.init_checkpoint {path!r} is a directory without a checkpoint.")
-        path = latest
-    if not tf.io.gfile.exists(path + ".index"):
-        raise ValueError(
-            f"train.init_checkpoint {path!r} is not a checkpoint (no {path}.index); give a "
-            "checkpoint prefix such as runs/x/ckpt-100, a directory, or a .weights.h5 file.")
-    if _is_official_checkpoint(path):
-        logging.info("Loading published Model Garden checkpoint %s (%s).", path, modules)
-        movinet_tf.load_official_checkpoint(model, path, skip_classifier=modules == "backbone")
+    prefix = checkpoints.resolve_checkpoint(path, what)
+    checkpoints.checkpoint_weight_shapes(prefix)  # A readable checkpoint, or one clear error.
+    if _is_official_checkpoint(prefix):
+        logging.info("Loading published Model Garden checkpoint %s (%s).", prefix, modules)
+        movinet_tf.load_official_checkpoint(model, prefix, skip_classifier=modules == "backbone")
         return
-    logging.info("Loading checkpoint %s (%s).", path, modules)
-    weights = weights_by_name(model)
-    if modules == "backbone":
-        weights = {k: v for k, v in weights.items() if k.startswith("backbone/")}
-    saved = {name.split("/.ATTRIBUTES")[0] for name, _ in tf.train.list_variables(path)}
-    missing = sorted(k for k in weights if "model/" + k.replace("/", ".S") not in saved)
-    if missing:
-        raise ValueError(
-            f"train.init_checkpoint {path!r} lacks {len(missing)} of the {len(weights)} weights "
-            f"to restore ({modules}), e.g. {missing[:3]}; is it a checkpoint of this architecture?")
-    tf.train.Checkpoint(model=weights).read(path).assert_existing_objects_matched().expect_partial()
+    logging.info("Loading checkpoint %s (%s).", prefix, modules)
+    checkpoints.restore(model, prefix, strict=False,
+                        only="backbone/" if modules == "backbone" else None, what=what)
 
 
 def check_data_source(data_cfg):
@@ -236,7 +243,6 @@ def check_data_source(data_cfg):
     Raises:
         ValueError: saying which key to set (``data.path``, ``data.source``).
     """
-    import glob
     if data_cfg.source == "builtin":
         return
     how = ("Point the config at local data with --set data.path=... (a TFRecord glob, a "
@@ -253,6 +259,24 @@ def check_data_source(data_cfg):
     pattern = os.path.expanduser(data_cfg.path).replace("{split}", "*")
     if not glob.glob(pattern):
         raise ValueError(f"data.path {data_cfg.path!r} does not exist (nothing matches {pattern!r}). {how}")
+    if data_cfg.source in ("folder", "csv"):
+        _check_video_files(dataclasses.replace(data_cfg, path=os.path.expanduser(data_cfg.path)))
+
+
+def _check_video_files(data_cfg):
+    """The class count matches and the training videos exist, before anything is built."""
+    names = data_lib.class_names(data_cfg)
+    if len(names) != data_cfg.num_classes:
+        raise ValueError(
+            f"data.num_classes is {data_cfg.num_classes} but the {data_cfg.source} source "
+            f"{data_cfg.path!r} has {len(names)} classes ({names[:5]}"
+            f"{'...' if len(names) > 5 else ''}); set data.num_classes={len(names)}.")
+    lister = files.list_folder if data_cfg.source == "folder" else files.list_csv
+    paths, _ = lister(data_cfg, data_cfg.train_split)
+    if not any(os.path.isfile(p) for p in paths):
+        raise ValueError(
+            f"None of the {len(paths)} videos listed for split {data_cfg.train_split!r} in "
+            f"data.path {data_cfg.path!r} exists (e.g. {paths[0]!r}).")
 
 
 def write_scalar(tag, value, step):
@@ -262,8 +286,6 @@ def write_scalar(tag, value, step):
     and `tf.summary.scalar` needs it, so this writes the same event with TF's
     own `tf.summary.write` and the scalars plugin's metadata.
     """
-    import tensorflow as tf
-    from tensorflow.core.framework import summary_pb2
     metadata = summary_pb2.SummaryMetadata()
     metadata.plugin_data.plugin_name = "scalars"
     metadata.data_class = summary_pb2.DATA_CLASS_SCALAR
@@ -273,67 +295,88 @@ def write_scalar(tag, value, step):
 # ------------------------------------------------------------------ loop
 
 
-def train_and_evaluate(cfg, model_dir, mode="train_and_eval"):
+def train_and_evaluate(cfg, model_dir, mode="train_and_eval", allow_config_change=False):
     """Runs training and/or evaluation for one experiment.
+
+    Everything that can be checked is checked before `model_dir` is touched:
+    the data, a ``config.yaml`` already there (its model and data keys must
+    match `cfg` unless `allow_config_change`), the checkpoint to resume or
+    evaluate. Training then holds `model_dir`'s lock (`checkpoints.lock_run`)
+    and writes ``config.yaml`` once the checkpoint restored.
 
     Args:
         cfg: the resolved `ExperimentConfig`.
         model_dir: output directory; an existing checkpoint there is resumed.
         mode: 'train', 'eval' or 'train_and_eval'.
+        allow_config_change: see `checkpoints.check_config_change`.
 
     Returns:
         The last evaluation results (dict mode -> metrics), or {} when none ran.
+
+    Raises:
+        DivergedError: a training step was not finite (nothing of it saved).
+        ValueError, OSError: bad data, config, checkpoint or model_dir.
     """
     configure_devices(cfg.runtime)
-    import keras
-    import tensorflow as tf
-    from movinet_tf import config as config_lib
-    from movinet_tf import data as data_lib
-    from movinet_tf import evaluation
 
     check_data_source(cfg.data)
+    training = mode in ("train", "train_and_eval")
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise FileExistsError(f"--model_dir {model_dir!r} is a file, not a folder.")
+    saved_path = os.path.join(model_dir, CONFIG_FILE)
+    if os.path.isfile(saved_path):
+        checkpoints.check_config_change(config_lib.load_config(saved_path), cfg, model_dir,
+                                        allow_config_change)
     strategy = make_strategy(cfg.runtime)
     chief = is_chief(strategy)
     own_dir = worker_dir(model_dir, strategy)
-    os.makedirs(own_dir, exist_ok=True)
-    keras.utils.set_random_seed(cfg.train.seed)
-    keras.mixed_precision.set_dtype_policy(cfg.runtime.mixed_precision)
+    latest = tf.train.latest_checkpoint(own_dir) if os.path.isdir(own_dir) else None
+    if not training and latest is None and not cfg.train.init_checkpoint:
+        raise FileNotFoundError(
+            f"--mode=eval found no checkpoint in {model_dir!r} and train.init_checkpoint is "
+            "empty: nothing to evaluate.")
     num_replicas = strategy.num_replicas_in_sync
     global_batch = cfg.data.batch_size
     if global_batch % num_replicas:
         raise ValueError(
             f"data.batch_size={global_batch} is the global batch and must divide evenly over "
             f"the {num_replicas} replicas of runtime.strategy={cfg.runtime.strategy!r}.")
-    if chief:
-        _save_resolved_config(cfg, own_dir)
+    keras.utils.set_random_seed(cfg.train.seed)
+    keras.mixed_precision.set_dtype_policy(cfg.runtime.mixed_precision)
     logging.info("Strategy %s with %d replica(s); global batch %d; peak lr %.6g.",
                  cfg.runtime.strategy, num_replicas, global_batch, config_lib.learning_rate(cfg))
-
     state = make_training_state(cfg, strategy)
-    manager = tf.train.CheckpointManager(
-        state.checkpoint, own_dir, max_to_keep=cfg.train.keep_checkpoints,
-        step_counter=state.step)
 
-    # Resume beats fine-tuning: after a kill, the init checkpoint was already used.
-    if manager.latest_checkpoint:
-        restore_checkpoint(state, manager.latest_checkpoint)
-    elif cfg.train.init_checkpoint:
-        load_init_checkpoint(state.model, cfg.train.init_checkpoint,
-                             cfg.train.init_checkpoint_modules)
-    elif mode == "eval":
-        raise ValueError(
-            f"--mode=eval found no checkpoint in {model_dir!r} and train.init_checkpoint is "
-            "empty: nothing to evaluate.")
+    # Restored (or initialised) before model_dir is created or locked: a bad checkpoint
+    # leaves nothing behind.
+    _restore_or_init(cfg, state, latest)
+    if not training:
+        return _evaluate(cfg, state.model, int(state.step), own_dir, chief)
 
-    results = {}
-    if mode in ("train", "train_and_eval"):
-        results = _train(cfg, state, strategy, manager, own_dir, chief, mode, data_lib, evaluation)
-    if mode == "eval":
-        results = _evaluate(cfg, state.model, int(state.step), own_dir, chief, data_lib, evaluation)
+    os.makedirs(own_dir, exist_ok=True)
+    if not os.access(own_dir, os.W_OK):
+        raise PermissionError(f"--model_dir {own_dir!r} is not writable.")
+    with checkpoints.lock_run(own_dir):
+        manager = tf.train.CheckpointManager(
+            state.checkpoint, own_dir, max_to_keep=cfg.train.keep_checkpoints,
+            step_counter=state.step)
+        if manager.latest_checkpoint != latest:  # A run that held the lock saved since.
+            _restore_or_init(cfg, state, manager.latest_checkpoint)
+        results = _train(cfg, state, strategy, manager, own_dir, chief, mode)
     if not chief and not cfg.runtime.keep_worker_checkpoints:
         # Non-chief workers must save too (saving is collective), but only the chief's copy is kept.
         shutil.rmtree(own_dir, ignore_errors=True)
     return results
+
+
+def _restore_or_init(cfg, state, latest):
+    """Resumes from `latest`, else initialises from ``train.init_checkpoint`` if set."""
+    # Resume beats fine-tuning: after a kill, the init checkpoint was already used.
+    if latest:
+        restore_checkpoint(state, latest)
+    elif cfg.train.init_checkpoint:
+        load_init_checkpoint(state.model, cfg.train.init_checkpoint,
+                             cfg.train.init_checkpoint_modules)
 
 
 @dataclasses.dataclass
@@ -349,7 +392,6 @@ class TrainingState:
 
 def make_training_state(cfg, strategy):
     """Builds the model, optimizer (slots created) and counters under `strategy`."""
-    import tensorflow as tf
     with strategy.scope():
         model = build_model(cfg)
         if cfg.train.freeze_backbone:
@@ -367,27 +409,6 @@ def make_training_state(cfg, strategy):
     return TrainingState(model, optimizer, step, epoch, batch_in_epoch, checkpoint)
 
 
-def weights_by_name(model):
-    """Every weight of `model` keyed by its path minus the model name.
-
-    E.g. ``backbone/block1_layer0/feature/kernel``. Checkpoints store weights
-    under these flat names rather than Keras' object graph, so every weight,
-    trainable or not, is saved, and a checkpoint of an a0 model restores into
-    another a0 model whatever the models are called. Fine-tuning picks the
-    ``backbone/`` ones.
-
-    Raises:
-        ValueError: if two weights share a name.
-    """
-    named = {}
-    for weight in model.weights:
-        key = weight.path.split("/", 1)[1] if "/" in weight.path else weight.path
-        if key in named:
-            raise ValueError(f"Two weights of {model.name} are both named {key!r}.")
-        named[key] = weight
-    return named
-
-
 def _optimizer_variables(optimizer):
     named = {}
     for variable in optimizer.variables:
@@ -398,16 +419,19 @@ def _optimizer_variables(optimizer):
 
 
 def restore_checkpoint(state, path):
-    """Restores a training checkpoint into `state`; every object must match."""
+    """Restores a training checkpoint into `state`; every object must match.
+
+    The model weights are compared first (`checkpoints.restore`), so a
+    checkpoint of another architecture is one message naming what differs.
+    """
+    checkpoints.restore(state.model, path, what="the run's checkpoint")
     state.checkpoint.restore(path).assert_existing_objects_matched()
     logging.info("Resumed from %s at step %d (epoch %d, batch %d of that epoch).",
                  path, int(state.step), int(state.epoch), int(state.batch_in_epoch))
 
 
-def _train(cfg, state, strategy, manager, out_dir, chief, mode, data_lib, evaluation):
+def _train(cfg, state, strategy, manager, out_dir, chief, mode):
     """The training steps; see `train_and_evaluate`."""
-    import keras
-    import tensorflow as tf
 
     model, optimizer = state.model, state.optimizer
     step, epoch, batch_in_epoch = state.step, state.epoch, state.batch_in_epoch
@@ -440,7 +464,6 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode, data_lib, evalua
     def step_fn(video, labels):
         variables = model.trainable_variables
         if train.subclips > 1:
-            from movinet_tf import subclips
             # Sub-clips carrying stream states, gradients accumulated (movinet_tf.subclips);
             # the L2 term does not depend on the clip, so its gradient is added once.
             loss, logits, grads = subclips.subclip_loss_and_grads(
@@ -465,18 +488,41 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode, data_lib, evalua
             grads = tape.gradient(scaled_loss, variables)
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         grads = reduce_gradients([g for g, _ in pairs])
+        # Before clipping; with a loss scale, inf is expected now and then (the step is skipped).
+        grad_norm = tf.linalg.global_norm(grads)
         optimizer.apply(grads, [v for _, v in pairs])
         labels = tf.cast(labels, tf.int32)
         top1 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32))
         top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, min(5, num_classes)), tf.float32))
         count = tf.cast(tf.shape(labels)[0], tf.float32)
-        return {"loss": loss, "top1": top1, "top5": top5, "count": count}
+        return {"loss": loss, "top1": top1, "top5": top5, "count": count, "grad_norm": grad_norm}
 
     @tf.function
     def train_step(video, labels):
         stats = strategy.run(step_fn, args=(video, labels))
         # Per-replica losses are already divided by the global batch: their sum is the loss.
-        return {k: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None) for k, v in stats.items()}
+        # Every replica holds the same all-reduced gradient norm: take the mean.
+        return {k: strategy.reduce(tf.distribute.ReduceOp.MEAN if k == "grad_norm" else
+                                   tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in stats.items()}
+
+    def check_finite(current, stats):
+        """Stops the run at the first non-finite step, before anything of it is saved."""
+        loss, grad_norm = float(stats["loss"]), float(stats["grad_norm"])
+        bad = []
+        if not math.isfinite(loss):
+            bad.append(f"the loss is {loss}")
+        if loss_scale is None and not math.isfinite(grad_norm):
+            bad.append(f"the gradient norm is {grad_norm}")
+        if bad:
+            print(flush=True)  # End the progress bar's line.
+            _diverged(current, " and ".join(bad), manager)
+
+    def check_weights(current):
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in model.weights
+                                if tf.as_dtype(v.dtype).is_floating])
+        if not bool(finite):
+            _diverged(current, "a weight is not finite after the update", manager)
 
     def make_iterator():
         """A fresh pass over the training split, fast-forwarded to the saved position."""
@@ -495,8 +541,24 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode, data_lib, evalua
 
         return iter(strategy.distribute_datasets_from_function(dataset_fn))
 
-    writer = tf.summary.create_file_writer(os.path.join(out_dir, "train")) if chief \
-        else tf.summary.create_noop_writer()
+    writers = []  # Created at the first log, so a run that fails before it leaves no file.
+
+    def writer():
+        if not writers:
+            writers.append(tf.summary.create_file_writer(os.path.join(out_dir, "train")) if chief
+                           else tf.summary.create_noop_writer())
+        return writers[0]
+
+    saved_config = []
+
+    def save(current):
+        """A checkpoint, after the weights are checked; config.yaml goes with the first one."""
+        check_weights(current)
+        if chief and not saved_config:
+            _save_resolved_config(cfg, out_dir)
+            saved_config.append(True)
+        return manager.save(checkpoint_number=current)
+
     progbar = keras.utils.Progbar(train.steps, stateful_metrics=["lr"], verbose=1 if chief else 0)
     window = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "count": 0.0, "steps": 0}
     results = {}
@@ -514,7 +576,8 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode, data_lib, evalua
                 if empty_epochs > 1:
                     raise ValueError(
                         f"data split {cfg.data.train_split!r} yields no full batch of {per_replica_batch} "
-                        "per replica; lower data.batch_size or add data.")
+                        "per replica (unreadable videos are skipped and logged above); "
+                        "lower data.batch_size, or add or fix videos.")
             logging.info("Epoch %d done after %d steps.", int(epoch), int(batch_in_epoch))
             epoch.assign_add(1)
             batch_in_epoch.assign(0)
@@ -523,6 +586,7 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode, data_lib, evalua
         empty_epochs = 0
         video, labels = batch.get_value()
         stats = train_step(video, labels)
+        check_finite(int(step) + 1, stats)
         step.assign_add(1)
         batch_in_epoch.assign_add(1)
         for key in ("loss", "top1", "top5", "count"):
@@ -540,93 +604,125 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode, data_lib, evalua
             elapsed = time.time() - start_time
             summary["learning_rate"] = learning_rate
             summary["steps_per_second"] = (current - start_step) / max(elapsed, 1e-9)
-            with writer.as_default():
+            with writer().as_default():
                 for key, value in summary.items():
                     write_scalar(f"train/{key}", value, current)
-            writer.flush()
+            writer().flush()
             window = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "count": 0.0, "steps": 0}
         progbar.update(current, values=[("loss", float(stats["loss"])), ("lr", learning_rate)])
         if current % train.checkpoint_every == 0 or current == train.steps:
-            path = manager.save(checkpoint_number=current)
+            path = save(current)
             logging.info("Saved checkpoint %s.", path)
         if (mode == "train_and_eval" and train.eval_every
                 and current % train.eval_every == 0 and current < train.steps):
-            results = _evaluate(cfg, model, current, out_dir, chief, data_lib, evaluation)
+            results = _evaluate(cfg, model, current, out_dir, chief)
     logging.info("Training stopped at step %d; the train step was traced %d time(s).",
                  int(step), train_step.experimental_get_tracing_count())
     if mode == "train_and_eval":
-        results = _evaluate(cfg, model, int(step), out_dir, chief, data_lib, evaluation)
+        results = _evaluate(cfg, model, int(step), out_dir, chief)
     return results
 
 
-def _evaluate(cfg, model, step, out_dir, chief, data_lib, evaluation):
-    """Runs every mode in ``cfg.eval.modes``, prints them side by side, saves JSON."""
-    import tensorflow as tf
+def _diverged(step, what, manager):
+    latest = manager.latest_checkpoint
+    kept = (f"the latest good checkpoint, {latest}, is kept" if latest
+            else "no checkpoint was saved")
+    raise DivergedError(
+        f"Training diverged at step {step}: {what}. Nothing of this step was saved; {kept}. "
+        "Lower train.base_learning_rate, or set train.clipnorm > 0.")
+
+
+def _evaluate(cfg, model, step, out_dir, chief):
+    """Runs every mode in ``cfg.eval.modes``, prints them side by side, saves JSON.
+
+    Results that cannot be saved (a read-only run folder) are printed and the
+    reason logged; evaluating a finished run needs no write access.
+    """
     if not chief:
         return {}
     results = evaluation.evaluate(model, cfg)
     print(evaluation.format_results(results))
-    writer = tf.summary.create_file_writer(os.path.join(out_dir, "eval"))
-    with writer.as_default():
-        for mode, metrics in results.items():
-            write_scalar(f"eval/{mode}/top1", metrics["top1"], step)
-            write_scalar(f"eval/{mode}/top5", metrics["top5"], step)
-    writer.flush()
-    from movinet_tf import config as config_lib
-    config_lib.atomic_write_text(
-        os.path.join(out_dir, f"eval_step{step}.json"), json.dumps({"step": step, **results}, indent=2))
+    try:
+        writer = tf.summary.create_file_writer(os.path.join(out_dir, "eval"))
+        with writer.as_default():
+            for mode, metrics in results.items():
+                write_scalar(f"eval/{mode}/top1", metrics["top1"], step)
+                write_scalar(f"eval/{mode}/top5", metrics["top5"], step)
+        writer.flush()
+        config_lib.atomic_write_text(os.path.join(out_dir, f"eval_step{step}.json"),
+                                     json.dumps({"step": step, **results}, indent=2))
+    except (OSError, tf.errors.OpError) as error:
+        logging.warning("Could not save the eval results in %s: %s", out_dir,
+                        str(error).strip().splitlines()[0])
     return results
 
 
 def _save_resolved_config(cfg, out_dir):
-    """Writes config.yaml atomically, logging what changed since the previous run."""
-    from movinet_tf import config as config_lib
+    """Writes config.yaml atomically when it is new or differs (already checked by the caller)."""
     path = os.path.join(out_dir, CONFIG_FILE)
     text = config_lib.config_to_yaml(cfg)
-    if os.path.exists(path):
+    if os.path.isfile(path):
         with open(path, encoding="utf-8") as f:
-            previous = f.read()
-        if previous != text:
-            logging.warning("The config differs from the one saved in %s; overwriting it.", path)
+            if f.read() == text:
+                return
     config_lib.atomic_write_text(path, text)
 
 
 # ------------------------------------------------------------------- CLI
 
 
+def resolve_config(config, model_dir, overrides=(), allow_config_change=False):
+    """The config of a command and its model_dir.
+
+    With ``config`` None, `model_dir`'s saved ``config.yaml`` is the config
+    (``overrides`` apply on top and may not change model or data keys unless
+    `allow_config_change`). A `config` given with a model_dir that holds a run
+    is checked against it the same way, before its data is looked for.
+
+    Raises:
+        app.UsageError: neither a config nor a run folder.
+        FileNotFoundError, ValueError, TypeError: see `config.load_config`.
+    """
+    if not config:
+        if not model_dir or not os.path.isfile(os.path.join(model_dir, CONFIG_FILE)):
+            where = (f"--model_dir {model_dir!r} holds no {CONFIG_FILE}" if model_dir
+                     else "no --model_dir")
+            raise app.UsageError(
+                f"--config is required ({where}), e.g. --config a0_stream_builtin. Shipped "
+                "configs: " + ", ".join(config_lib.available_configs()))
+        return checkpoints.saved_config(model_dir, overrides, allow_config_change), model_dir
+    cfg = config_lib.load_config(config, overrides)
+    model_dir = model_dir or os.path.join("runs", os.path.splitext(os.path.basename(config))[0])
+    saved = checkpoints.find_config(model_dir) if os.path.isdir(model_dir) else None
+    if saved is not None:
+        checkpoints.check_config_change(config_lib.load_config(saved), cfg, model_dir,
+                                        allow_config_change, source=f"--config {config}")
+    return cfg, model_dir
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    from movinet_tf import config as config_lib
-    if not FLAGS.config:
-        raise app.UsageError(
-            "--config is required, e.g. --config a0_stream_builtin. Shipped configs: "
-            + ", ".join(config_lib.available_configs()))
-    try:
-        cfg = config_lib.load_config(FLAGS.config, FLAGS.set)
-        check_data_source(cfg.data)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        # A config mistake is the user's to fix: a one-line message, not a traceback.
-        sys.exit(f"movinet_tf.train: error: {error}")
-    model_dir = FLAGS.model_dir or os.path.join(
-        "runs", os.path.splitext(os.path.basename(FLAGS.config))[0])
+    cfg, model_dir = resolve_config(FLAGS.config, FLAGS.model_dir, FLAGS.set,
+                                    FLAGS.allow_config_change)
+    check_data_source(cfg.data)
     if cfg.ensemble.members > 1:
-        from movinet_tf import ensemble_train
-        members = cfg.ensemble.members
-        if FLAGS.member is not None and not 0 <= FLAGS.member < members:
-            raise app.UsageError(f"--member {FLAGS.member} does not exist: the ensemble has "
-                                 f"{members} members (0..{members - 1}).")
-        ensemble_train.train_ensemble(cfg, model_dir, FLAGS.mode, FLAGS.member)
+        ensemble_train.train_ensemble(cfg, model_dir, FLAGS.mode, FLAGS.member,
+                                      train_member=train_and_evaluate,
+                                      allow_config_change=FLAGS.allow_config_change)
         return
     if FLAGS.member is not None:
         raise app.UsageError("--member is for ensemble configs (ensemble.members >= 2).")
-    train_and_evaluate(cfg, model_dir, FLAGS.mode)
+    train_and_evaluate(cfg, model_dir, FLAGS.mode, FLAGS.allow_config_change)
 
 
 def run():
     """Console-script entry point (``movinet-train``)."""
+    cli.quiet_tensorflow()
     define_flags()
-    app.run(main)
+    # A full disk, a read-only or unreadable file: the user's to fix, one line too.
+    cli.run(main, user_errors=(*cli.USER_ERRORS, tf.errors.ResourceExhaustedError,
+                               tf.errors.PermissionDeniedError, tf.errors.DataLossError))
 
 
 if __name__ == "__main__":

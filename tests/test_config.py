@@ -202,3 +202,79 @@ def test_cli_reports_bad_set_and_missing_config(tmp_path):
     assert "'train.learning_rat'" in result.stderr and "Traceback" not in result.stderr
     result = _run_cli("--config", "no_such_config", "--model_dir", str(tmp_path / "run"))
     assert result.returncode != 0 and "not found" in result.stderr
+
+
+def test_duplicate_yaml_keys_are_refused_with_key_and_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("train:\n  steps: 5\n  base_learning_rate: 0.1\ndata:\n  num_frames: 8\n"
+                    "train:\n  steps: 2\n")
+    with pytest.raises(ValueError, match=r"duplicate key 'train' \(first at line 1, again at "
+                                         r"line 6\)"):
+        config.load_config(str(path))
+    path.write_text("train:\n  steps: 5\n  steps: 6\n")
+    with pytest.raises(ValueError, match=r"duplicate key 'steps' \(first at line 2"):
+        config.load_config(str(path))
+    with pytest.raises(ValueError, match="duplicate key 'a'"):
+        config.load_config("tiny", ["eval.modes={a: 1, a: 2}"])
+    path.write_text("train: !!python/object/apply:os.system [echo]\n")
+    with pytest.raises(ValueError, match="not valid YAML"):
+        config.load_config(str(path))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("train.base_learning_rate=.nan", "'train.base_learning_rate' is nan; expected a finite"),
+    ("train.base_learning_rate=inf", "'train.base_learning_rate' is inf"),
+    ("train.base_learning_rate=-1.8", "'train.base_learning_rate' must be > 0"),
+    ("train.base_learning_rate=0", "'train.base_learning_rate' must be > 0"),
+    ("train.clipnorm=-1", "'train.clipnorm' must be >= 0"),
+    ("train.momentum=1.0", "'train.momentum' must be in [0, 1)"),
+    ("train.epsilon=0", "'train.epsilon' must be > 0"),
+    ("train.weight_decay=-0.1", "'train.weight_decay' must be >= 0"),
+    ("model.dropout_rate=1.5", "'model.dropout_rate' must be in [0, 1)"),
+    ("model.stochastic_depth_drop_rate=-0.1", "'model.stochastic_depth_drop_rate' must be in"),
+    ("train.label_smoothing=1.0", "train.label_smoothing must be in [0, 1)"),
+    ("data.val_fraction=.nan", "'data.val_fraction' is nan"),
+    ("eval.video_fps=-inf", "'eval.video_fps' is -inf"),
+])
+def test_numbers_out_of_range_are_refused(override, message):
+    with pytest.raises(ValueError) as error:
+        config.load_config("tiny", [override])
+    assert message in str(error.value)
+    assert f"(from --set {override})" in str(error.value)
+
+
+def test_errors_name_the_set_override_or_the_file(tmp_path):
+    with pytest.raises(TypeError, match=r"expects int, got 'ten'\. \(from --set train.steps=ten\)$"):
+        config.load_config("tiny", ["train.log_every=3", "train.steps=ten"])
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  steps: 0\n")
+    with pytest.raises(ValueError, match=r"must be >= 1, got 0\. \(config file: .*bad.yaml\)$"):
+        config.load_config(str(path), ["train.log_every=3"])
+
+
+@pytest.mark.parametrize("name", [n[:-5] for n in config.available_configs()])
+def test_every_shipped_config_can_be_shortened_with_steps_alone(name, caplog):
+    full = config.load_config(name)
+    for steps in (1, 3, full.train.steps // 2 or 1):
+        cfg = config.load_config(name, [f"train.steps={steps}"])
+        assert cfg.train.steps == steps
+        assert cfg.train.warmup_steps == full.train.warmup_steps * steps // full.train.steps
+        assert cfg.train.warmup_steps <= steps
+    if full.train.warmup_steps:
+        assert any("warm-up scaled" in r.getMessage() for r in caplog.records)
+    # An explicit warm-up is kept (and must fit).
+    assert config.load_config(name, ["train.steps=10", "train.warmup_steps=0"]) \
+        .train.warmup_steps == 0
+    if full.train.warmup_steps > 1:
+        with pytest.raises(ValueError, match="exceeds train.steps"):
+            config.load_config(name, ["train.steps=1", "train.warmup_steps=2"])
+
+
+def test_saved_config_follows_the_umask(tmp_path):
+    old = os.umask(0o027)
+    try:
+        config.save_config(config.load_config("tiny"), tmp_path / "a" / "config.yaml")
+    finally:
+        os.umask(old)
+    assert oct(os.stat(tmp_path / "a" / "config.yaml").st_mode & 0o777) == oct(0o640)
+    assert [p.name for p in (tmp_path / "a").iterdir()] == ["config.yaml"]

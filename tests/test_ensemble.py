@@ -5,8 +5,7 @@ import tensorflow as tf
 
 import movinet_tf
 from helpers import random_splits, random_video, randomize_weights
-from movinet_tf.ensemble import TemporalEnsemble, load_member_checkpoint
-from movinet_tf.export_lib.loading import weights_by_name
+from movinet_tf.ensemble import TemporalEnsemble
 
 
 def _member(seed, model_id="a0", **overrides):
@@ -87,18 +86,3 @@ def test_mixed_architectures_and_round_trip(tmp_path):
     np.testing.assert_allclose(loaded(video).numpy(), mixed(video).numpy(), atol=1e-6)
     with pytest.raises(ValueError, match="different numbers of classes"):
         TemporalEnsemble([_member(1), movinet_tf.build_model("t0", stream=True, num_classes=3)])
-
-
-def test_member_checkpoint_with_wrong_architecture_is_refused(tmp_path):
-    t0 = _member(9, "t0")
-    # The training checkpoint format: weights keyed by name (movinet_tf.train).
-    path = tf.train.Checkpoint(model=weights_by_name(t0)).save(str(tmp_path / "t0" / "ckpt"))
-    restored = movinet_tf.build_model("t0", stream=True, num_classes=4)
-    load_member_checkpoint(restored, path, index=0)
-    for ours, theirs in zip(restored.weights, t0.weights):
-        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
-    with pytest.raises(ValueError, match="member 1: checkpoint .* does not fit"):
-        load_member_checkpoint(movinet_tf.build_model("a0", stream=True, num_classes=4), path,
-                               index=1)
-    with pytest.raises(ValueError, match="member 0: no checkpoint"):
-        load_member_checkpoint(restored, str(tmp_path / "missing"), index=0)

@@ -83,3 +83,21 @@ def test_eval_num_frames_overrides_the_clip_length(tiny):
     cfg = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, num_frames=6, modes=["stream"]))
     results = evaluation.evaluate(model, cfg)
     assert results["stream"]["per_second"][-1]["frames"] == 6
+
+
+def test_topk_accuracy_counts_nan_inf_and_ties_as_misses():
+    labels = np.array([0, 1, 2, 0])
+    diverged = np.full([4, 3], np.nan)
+    assert evaluation.topk_accuracy(diverged, labels, 1) == 0.0
+    assert evaluation.topk_accuracy(diverged, labels, 5) == 0.0
+    assert evaluation.topk_accuracy(np.full([4, 3], np.inf), labels, 1) == 0.0
+    assert evaluation.topk_accuracy(np.zeros([4, 3]), labels, 1) == 0.0   # all tied
+    # A tie for the k-th place is a miss; one NaN anywhere in a row makes it a miss.
+    logits = np.array([[2.0, 2.0, 0.0],      # label 0 tied with class 1: miss at k=1, hit at k=2
+                       [0.0, 3.0, 1.0],      # clear hit
+                       [1.0, np.nan, 5.0],   # label wins, but the row is not finite: miss
+                       [1.0, 3.0, 3.0]])     # label third behind a tie: miss at k=1 and 2
+    # Hand count: k=1 -> rows {1}; k=2 -> rows {0, 1}; k=3 -> rows {0, 1, 3}.
+    assert evaluation.topk_accuracy(logits, labels, 1) == pytest.approx(1 / 4)
+    assert evaluation.topk_accuracy(logits, labels, 2) == pytest.approx(2 / 4)
+    assert evaluation.topk_accuracy(logits, labels, 3) == pytest.approx(3 / 4)

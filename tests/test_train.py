@@ -184,9 +184,9 @@ def test_fine_tune_with_frozen_backbone_changes_only_the_head(fine_tuned):
 def test_init_checkpoint_errors_name_the_path(tmp_path):
     cfg = config.load_config("tiny")
     model = train.build_model(cfg)
-    with pytest.raises(ValueError, match="no_such_ckpt"):
+    with pytest.raises(FileNotFoundError, match="no_such_ckpt.*is not a checkpoint"):
         train.load_init_checkpoint(model, str(tmp_path / "no_such_ckpt"), "all")
-    with pytest.raises(ValueError, match="without a checkpoint"):
+    with pytest.raises(FileNotFoundError, match="without a checkpoint"):
         train.load_init_checkpoint(model, str(tmp_path), "backbone")
 
 

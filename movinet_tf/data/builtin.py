@@ -41,6 +41,7 @@ import cv2
 import numpy as np
 from absl import logging
 
+from movinet_tf import atomic_io
 from movinet_tf.data import video_io
 
 CLASS_NAMES = ("move_right", "move_left", "move_down", "move_up", "rotate_cw", "rotate_ccw",
@@ -264,6 +265,7 @@ def generate(root, params):
                     "generation_seconds": round(seconds, 2)}
         with open(os.path.join(temp_root, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
+        atomic_io.fix_tree_modes(temp_root)  # mkdtemp made it 0700; follow the umask.
         try:
             os.rename(temp_root, root)
         except OSError:

@@ -6,7 +6,9 @@ Folder layout (UCF101 style)::
     root/<split>/<class>/<video>         # e.g. root/train/..., root/val/...
 
 Class names are the sorted sub-folder names of ``root/<train_split>`` (or of
-``root`` without split folders); label i is the i-th name.
+``root`` without split folders); label i is the i-th name. Videos anywhere
+below a class folder belong to that class (``root/train/a/day1/x.mp4`` is class
+``a``), and a training class folder without any video is an error.
 
 CSV: one ``path,label[,split]`` row per video; an optional first row
 ``path,label[,split]`` is a header. `label` is a class name or an integer index;
@@ -63,13 +65,32 @@ def _folder_class_root(cfg):
     return train_root if os.path.isdir(train_root) else root
 
 
+def _class_videos(class_dir):
+    """Every video file below `class_dir`, in any sub-folder, sorted; hidden entries skipped."""
+    found = []
+    for parent, dirs, names in os.walk(class_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(os.path.join(parent, name) for name in names
+                     if not name.startswith(".") and name.lower().endswith(VIDEO_EXTENSIONS))
+    return sorted(found)
+
+
 def folder_class_names(cfg):
-    """Sorted class folder names of a folder source."""
+    """Sorted class folder names of a folder source.
+
+    Raises:
+        ValueError: no class folders, or a class folder holding no video.
+    """
     class_root = _folder_class_root(cfg)
     names = _subdirs(class_root)
     if not names:
         raise ValueError(f"Folder {class_root!r} has no class sub-folders; expected "
                          "<root>/[<split>/]<class>/<video>.")
+    empty = [name for name in names if not _class_videos(os.path.join(class_root, name))]
+    if empty:
+        raise ValueError(f"Class folder {os.path.join(class_root, empty[0])!r} holds no video "
+                         f"files ({len(empty)} empty class folder(s): {empty[:5]}); add videos "
+                         "or remove the folder.")
     return names
 
 
@@ -94,11 +115,8 @@ def list_folder(cfg, split):
         if name not in index:
             raise ValueError(f"Class folder {os.path.join(base, name)!r} is not among the "
                              f"training classes {names}.")
-        class_dir = os.path.join(base, name)
-        for file_name in sorted(os.listdir(class_dir)):
-            path = os.path.join(class_dir, file_name)
-            if os.path.isfile(path) and file_name.lower().endswith(VIDEO_EXTENSIONS):
-                items.append((path, index[name]))
+        items.extend((path, index[name]) for path in _class_videos(os.path.join(base, name))
+                     if os.path.isfile(path))
     if not has_split_folders:
         items = _hash_split(cfg, split, items, root)
     if not items:

@@ -1,22 +1,26 @@
-"""Rebuilding a trained model for export: from a config + checkpoint, or a model_dir.
+"""Rebuilding a trained model for export: from a run folder, or a config + checkpoint.
 
-Training (`python -m movinet_tf.train`) writes checkpoints with
-`tf.train.CheckpointManager` into ``model_dir`` and the resolved config as
-``model_dir/config.yaml``; the checkpoint holds the weights keyed by their
-path (see `movinet_tf.train.weights_by_name`). `load_model` rebuilds the model
-from the config and restores those weights, checking that every weight of the
-model was found in the checkpoint.
+The run contract (``config.yaml`` plus checkpoints of weights keyed by
+`movinet_tf.checkpoints.weights_by_name`) lives in `movinet_tf.checkpoints`;
+this module adds what an exporter needs on top: class names and the eval
+image sizes. A run folder alone is enough (its saved config is used); a
+``--config`` or ``--set`` given with it may not change the model or data.
 """
 import dataclasses
 import os
 
-import tensorflow as tf
 from absl import logging
 
+import movinet_tf
+from movinet_tf import checkpoints
+from movinet_tf import config as config_lib
+from movinet_tf import data as data_lib
 from movinet_tf.data.contract import InputContract
-from movinet_tf.train import weights_by_name  # The training checkpoint key scheme.
+from movinet_tf.checkpoints import (CONFIG_FILE, find_config,  # noqa: F401 (re-exported)
+                                    resolve_checkpoint, weights_by_name)
 
-CONFIG_FILE = "config.yaml"
+# The old name of `checkpoints.model_from_config` (tests and tools use it).
+build_from_config = checkpoints.model_from_config
 
 
 @dataclasses.dataclass
@@ -24,7 +28,7 @@ class LoadedModel:
     """A model ready to export, with what the export needs to know about it.
 
     Attributes:
-        model: the `MovinetClassifier`.
+        model: the `MovinetClassifier` (or `TemporalEnsemble`).
         labels: class names (None when unknown).
         image_size: the training/eval frame side.
         min_image_size: the eval short side before the centre crop.
@@ -52,124 +56,90 @@ class LoadedModel:
         self.model.input_contract = self.contract
 
 
-def resolve_checkpoint(path):
-    """A checkpoint prefix from a prefix or a directory (its latest checkpoint).
-
-    Raises:
-        FileNotFoundError: if nothing matches.
-    """
-    path = os.fspath(path)
-    if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise FileNotFoundError(f"No checkpoint in directory {path!r} (no 'checkpoint' "
-                                    "index file from tf.train.CheckpointManager).")
-        return latest
-    if not tf.io.gfile.glob(path + ".index") and not tf.io.gfile.glob(path + "*.index"):
-        raise FileNotFoundError(f"Checkpoint {path!r} not found (expected {path}.index).")
-    return path
-
-
-def find_config(checkpoint):
-    """The config.yaml beside a checkpoint (its directory or the directory itself), or None."""
-    checkpoint = os.fspath(checkpoint)
-    directory = checkpoint if os.path.isdir(checkpoint) else os.path.dirname(checkpoint)
-    candidate = os.path.join(directory, CONFIG_FILE)
-    return candidate if os.path.isfile(candidate) else None
-
-
-def build_from_config(cfg):
-    """The model of a training config, as `movinet_tf.train.build_model` builds it."""
-    import movinet_tf
-    overrides = {key: value for key, value in dataclasses.asdict(cfg.model).items()
-                 if key not in ("model_id", "stream") and value is not None}
-    return movinet_tf.build_model(cfg.model.model_id, stream=cfg.model.stream,
-                                  num_classes=cfg.data.num_classes, **overrides)
-
-
 def restore_weights(model, checkpoint):
     """Restores a training checkpoint's weights into `model`; every weight must match."""
-    path = resolve_checkpoint(checkpoint)
-    status = tf.train.Checkpoint(model=weights_by_name(model)).restore(path)
-    status.expect_partial()  # The optimizer and data position are not needed.
-    status.assert_existing_objects_matched()
-    logging.info("Restored %d weights of %s from %s.", len(model.weights), model.name, path)
-    return path
+    return checkpoints.restore(model, checkpoint)
 
 
 def _labels_from_config(cfg):
-    from movinet_tf.data import class_names
     try:
-        return list(class_names(cfg.data))
+        return list(data_lib.class_names(cfg.data))
     except (OSError, ValueError) as error:
         logging.warning("Could not read class names for data source %r (%s); using class_<i>.",
                         cfg.data.source, error)
         return None
 
 
-def _load_ensemble(cfg, model_dir, image_size):
-    """A trained temporal ensemble (``model_dir/member<i>``) as a `LoadedModel`."""
-    from movinet_tf import ensemble_train
-    if model_dir is None or not os.path.isdir(model_dir):
-        raise ValueError("An ensemble config needs --checkpoint MODEL_DIR: the directory with "
-                         f"member0/ .. member{cfg.ensemble.members - 1}/; got {model_dir!r}.")
-    model = ensemble_train.load_ensemble(cfg, model_dir)
+def _sizes(cfg, image_size):
     size = image_size or cfg.data.image_size
-    min_size = int(round(size * cfg.data.min_image_size / cfg.data.image_size))
-    return LoadedModel(model=model, labels=_labels_from_config(cfg), image_size=int(size),
-                       min_image_size=int(min_size), config=cfg, checkpoint=model_dir)
+    # Keep the config's short-side / crop ratio at another image size.
+    return int(size), int(round(size * cfg.data.min_image_size / cfg.data.image_size))
+
+
+def _config_for(config, checkpoint, overrides, allow_config_change):
+    """The config of an export: the run's saved one, checked against `config`/`overrides`."""
+    saved = find_config(checkpoint) if checkpoint is not None else None
+    if config is None:
+        if saved is None:
+            return None
+        return checkpoints.saved_config(os.path.dirname(saved), overrides, allow_config_change)
+    cfg = config_lib.load_config(config, list(overrides))
+    if saved is not None:
+        checkpoints.check_config_change(config_lib.load_config(saved), cfg, os.path.dirname(saved),
+                                        allow_config_change, source=f"--config {config}")
+    return cfg
 
 
 def load_model(config=None, checkpoint=None, *, overrides=(), model_id=None, stream=True,
-               num_classes=None, image_size=None):
+               num_classes=None, image_size=None, allow_config_change=False):
     """Builds the model to export.
 
-    Either from a training config (a name in configs/, a YAML path, or found as
-    ``config.yaml`` beside `checkpoint`) with the weights of `checkpoint`, or,
-    without a config, `movinet_tf.build_model(model_id, ...)` with random
-    weights (quick experiments).
+    From a run folder or checkpoint (its ``config.yaml`` is the config), from a
+    training config (a name in configs/ or a YAML path) with the weights of
+    `checkpoint`, or, without either, `movinet_tf.build_model(model_id, ...)`
+    with random weights (quick experiments).
 
     Args:
         config: config name or path, or None.
-        checkpoint: checkpoint prefix or directory, or None (random weights).
+        checkpoint: checkpoint prefix or run folder, or None (random weights).
         overrides: ``a.b=c`` strings applied to the config.
         model_id, stream, num_classes: used when there is no config.
         image_size: overrides the config's image size (default 172 without one).
+        allow_config_change: let `config`/`overrides` change model or data keys
+            of the run's saved config.
 
     Returns:
         A `LoadedModel`.
+
+    Raises:
+        FileNotFoundError: `checkpoint` does not exist or holds no checkpoint.
+        ValueError: no config for a checkpoint, a config that differs from the
+            run's, or a checkpoint that does not fit the model.
     """
-    from movinet_tf import config as config_lib
-    if config is None and checkpoint is not None:
-        config = find_config(checkpoint)
-        if config is None and model_id is None:
-            raise ValueError(f"No --config given and no {CONFIG_FILE} beside checkpoint "
-                             f"{checkpoint!r}; pass the training config.")
-    if config is not None:
-        cfg = config_lib.load_config(config, list(overrides))
-        if cfg.ensemble.members > 1:
-            return _load_ensemble(cfg, checkpoint, image_size)
+    if checkpoint is not None and not os.path.exists(checkpoint) \
+            and not os.path.exists(os.fspath(checkpoint) + ".index"):
+        raise FileNotFoundError(f"--checkpoint {os.fspath(checkpoint)!r} does not exist.")
+    cfg = _config_for(config, checkpoint, overrides, allow_config_change)
+    if cfg is None and checkpoint is not None and model_id is None:
+        raise ValueError(f"No --config given and no {CONFIG_FILE} beside checkpoint "
+                         f"{checkpoint!r}; pass the training config.")
+    if cfg is not None:
+        size, min_size = _sizes(cfg, image_size)
         if cfg.runtime.mixed_precision != "float32":
             logging.info("Building the export model in float32 (trained with %s).",
                          cfg.runtime.mixed_precision)
-        model = build_from_config(cfg)
+        model, restored = checkpoints.build_and_restore(cfg, checkpoint)
         labels = _labels_from_config(cfg)
-        size = image_size or cfg.data.image_size
-        # Keep the config's short-side / crop ratio at another image size.
-        min_size = int(round(size * cfg.data.min_image_size / cfg.data.image_size))
     else:
-        import movinet_tf
         if model_id is None:
             raise ValueError("Pass a config (and checkpoint), or a model_id for random weights.")
         if overrides:
             raise ValueError(f"--set overrides {list(overrides)} need a --config.")
-        model = movinet_tf.build_model(model_id, stream=stream,
-                                       num_classes=num_classes or 600)
-        cfg = None
+        model = movinet_tf.build_model(model_id, stream=stream, num_classes=num_classes or 600)
+        restored = checkpoints.restore(model, checkpoint) if checkpoint is not None else None
         labels = None
         size = image_size or 172
         min_size = size
-    restored = restore_weights(model, checkpoint) if checkpoint is not None else None
     if restored is None:
         logging.warning("No checkpoint: %s has random weights.", model.name)
     return LoadedModel(model=model, labels=labels, image_size=int(size),

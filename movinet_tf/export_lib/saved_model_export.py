@@ -28,12 +28,11 @@ a clip of T=0 frames, an ``input_shape`` that is not 5 positive numbers, a
 negative frame count state.
 """
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 from absl import logging
 
+from movinet_tf import atomic_io
 from movinet_tf.data.contract import InputContract
 
 DEFAULT_TOP_K = 5
@@ -199,8 +198,7 @@ def export_saved_model(model, output_dir, labels=None, top_k=DEFAULT_TOP_K, over
             `overwrite` is False.
     """
     output_dir = os.path.abspath(os.fspath(output_dir))
-    if os.path.exists(output_dir) and not overwrite:
-        raise ValueError(f"{output_dir!r} already exists; pass overwrite=True to replace it.")
+    check_replaceable(output_dir, overwrite)
     if labels is None:
         labels = [f"class_{i}" for i in range(model.num_classes)]
     labels = [str(label) for label in labels]
@@ -219,16 +217,38 @@ def export_saved_model(model, output_dir, labels=None, top_k=DEFAULT_TOP_K, over
     module = _ServingModule(model, labels, min(int(top_k), model.num_classes), image_size,
                             min_image_size, contract)
     signatures = _attach_functions(module, model)
-    parent = os.path.dirname(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp_dir = tempfile.mkdtemp(prefix="." + os.path.basename(output_dir) + ".", dir=parent)
-    try:
+    # Written beside the target and swapped in: a failed export leaves the old one.
+    with atomic_io.temporary_dir(output_dir) as tmp_dir:
         tf.saved_model.save(module, tmp_dir, signatures=signatures)
-        if os.path.exists(output_dir):
-            shutil.rmtree(output_dir)
-        os.replace(tmp_dir, output_dir)
-    except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
+    atomic_io.replace_dir(tmp_dir, output_dir)
     logging.info("Wrote SavedModel %s with signatures %s.", output_dir, sorted(signatures))
     return output_dir
+
+
+# What `tf.saved_model.save` writes; a folder holding anything else is not replaced.
+_SAVED_MODEL_ENTRIES = {"saved_model.pb", "saved_model.pbtxt", "variables", "assets",
+                        "assets.extra", "fingerprint.pb", "keras_metadata.pb"}
+
+
+def check_replaceable(output_dir, overwrite):
+    """Refuses an `output_dir` that exists, unless overwriting an empty folder or a SavedModel.
+
+    Raises:
+        ValueError: naming what is in the way.
+    """
+    if not os.path.lexists(output_dir):
+        return
+    if not overwrite:
+        raise ValueError(f"{output_dir!r} already exists; pass --overwrite (overwrite=True) to "
+                         "replace it.")
+    if not os.path.isdir(output_dir) or os.path.islink(output_dir):
+        raise ValueError(f"{output_dir!r} is not a folder; --overwrite replaces only an existing "
+                         "SavedModel or an empty folder.")
+    entries = set(os.listdir(output_dir))
+    if not entries:
+        return
+    foreign = sorted(entries - _SAVED_MODEL_ENTRIES)
+    if "saved_model.pb" not in entries or foreign:
+        shown = ", ".join(foreign[:5] or sorted(entries)[:5])
+        raise ValueError(f"{output_dir!r} is not a SavedModel (it holds {shown}); --overwrite "
+                         "replaces only an existing SavedModel or an empty folder.")

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from movinet_tf import atomic_io
 from movinet_tf.data.contract import InputContract
 from movinet_tf.export_lib.ensemble_graph import make_frame_graph
 from movinet_tf.export_lib import tflite_model
@@ -57,18 +58,7 @@ class TFLiteExportResult:
 
 
 def _atomic_write_bytes(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_io.write_bytes(path, data)  # Renamed into place, with the umask's mode.
 
 
 def _check_labels(labels, num_classes):

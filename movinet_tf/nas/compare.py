@@ -13,17 +13,25 @@ The three contenders, each trained with the same short schedule by the trainer
   widths, classifier included) by `scaling.random_scaling_search` to the
   searched cost.
 
-Prints a markdown table and writes ``results.json`` and ``results.md``.
+Prints a markdown table and writes ``results.json`` and ``results.md``. Errors
+are one line (exit status 2); ``--verbose`` shows TensorFlow's log lines and
+tracebacks.
 """
-import dataclasses
-import json
-import os
-import subprocess
-import sys
+from movinet_tf import cli
 
-import numpy as np
-from absl import app
-from absl import flags
+if __name__ == "__main__":  # Before TensorFlow is imported.
+    cli.quiet_tensorflow()
+    cli.import_tensorflow()
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import numpy as np  # noqa: E402
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
 
 flags.DEFINE_string("search_dir", None, "Output directory of a finished search.")
 flags.DEFINE_string("output_dir", None, "Where the three training runs and the table go.")
@@ -109,8 +117,11 @@ def main(argv):
         experiment_config.save_config(cfg, config_path)
         print(f"== training {name} ({cost:.3f} MMACs/frame) ==\n{spec}", flush=True)
         # One process per contender: no TF state leaks from one training into the next.
-        subprocess.run([sys.executable, "-m", "movinet_tf.train", "--config", config_path,
-                        "--model_dir", run_dir, "--mode", "train_and_eval"], check=True)
+        trained = subprocess.run([sys.executable, "-m", "movinet_tf.train", "--config",
+                                  config_path, "--model_dir", run_dir, "--mode", "train_and_eval"])
+        if trained.returncode:
+            raise cli.UserError(f"training {name} in {run_dir} failed (exit status "
+                                f"{trained.returncode}); its error is printed above.")
         with open(os.path.join(run_dir, f"eval_step{FLAGS.steps}.json"), encoding="utf-8") as f:
             metrics = json.load(f)["clip"]
         rows.append({"name": name, "mmacs_per_frame": cost, "val_top1": metrics["top1"],
@@ -126,4 +137,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

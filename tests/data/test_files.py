@@ -119,3 +119,29 @@ def test_home_relative_paths_are_expanded(tmp_path, monkeypatch):
     for name in ("a", "b", "c"):
         _write(tmp_path / "videos" / "train" / name / "v.mp4")
     assert data.class_names(_config(path="~/videos")) == ["a", "b", "c"]
+
+
+def test_videos_in_sub_folders_of_a_class_are_listed(tmp_path):
+    for name in ("ant", "bee", "cat"):
+        _write(tmp_path / "train" / name / f"{name}.avi")
+        _write(tmp_path / "val" / name / f"{name}.avi")
+    nested = [_write(tmp_path / "train" / "ant" / "day1" / "a.avi"),
+              _write(tmp_path / "train" / "ant" / "day1" / "deeper" / "b.avi")]
+    _write(tmp_path / "train" / "bee" / ".hidden" / "c.avi")  # hidden folders are skipped
+    paths, labels = files.list_folder(_config(path=str(tmp_path)), "train")
+    relative = sorted(os.path.relpath(p, tmp_path) for p in paths)
+    assert relative == sorted(["train/ant/ant.avi", "train/ant/day1/a.avi",
+                               "train/ant/day1/deeper/b.avi", "train/bee/bee.avi",
+                               "train/cat/cat.avi"])
+    assert all(str(path) in paths for path in nested)
+    by_path = dict(zip(paths, labels))
+    assert {by_path[str(p)] for p in nested} == {0}   # both belong to class 'ant'
+
+
+def test_an_empty_class_folder_is_an_error_naming_it(tmp_path):
+    for name in ("ant", "bee"):
+        _write(tmp_path / "train" / name / f"{name}.avi")
+    (tmp_path / "train" / "empty_cls" / "sub").mkdir(parents=True)
+    (tmp_path / "train" / "empty_cls" / "notes.txt").write_text("no video here")
+    with pytest.raises(ValueError, match=r"Class folder .*empty_cls' holds no video"):
+        files.folder_class_names(_config(path=str(tmp_path)))

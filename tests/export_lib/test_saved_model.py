@@ -126,3 +126,28 @@ def test_signatures_refuse_bad_inputs_naming_them(exported):
         sigs["call"](image=tf.zeros([1, 1, 24, 24, 3]), **bad)
     outputs = sigs["call"](image=tf.zeros([1, 2, 24, 24, 3]), **states)
     assert np.isfinite(outputs["logits"].numpy()).all()
+
+
+def test_overwrite_replaces_only_a_saved_model_or_an_empty_folder(tmp_path):
+    from movinet_tf.export_lib.saved_model_export import check_replaceable
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("checkpoint", "ckpt-2.index", "config.yaml"):
+        (run / name).write_text("keep me")
+    with pytest.raises(ValueError, match=r"is not a SavedModel \(it holds checkpoint, ckpt-2"):
+        check_replaceable(str(run), overwrite=True)
+    with pytest.raises(ValueError, match="pass --overwrite"):
+        check_replaceable(str(run), overwrite=False)
+    saved_model = tmp_path / "sm"
+    (saved_model / "variables").mkdir(parents=True)
+    (saved_model / "saved_model.pb").write_bytes(b"")
+    check_replaceable(str(saved_model), overwrite=True)
+    (saved_model / "notes.txt").write_text("mine")   # a SavedModel with a user's file in it
+    with pytest.raises(ValueError, match="notes.txt"):
+        check_replaceable(str(saved_model), overwrite=True)
+    (tmp_path / "empty").mkdir()
+    check_replaceable(str(tmp_path / "empty"), overwrite=True)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="is not a folder"):
+        check_replaceable(str(tmp_path / "file"), overwrite=True)
+    assert sorted(p.name for p in run.iterdir()) == ["checkpoint", "ckpt-2.index", "config.yaml"]
