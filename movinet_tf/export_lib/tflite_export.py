@@ -444,7 +444,9 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
     Args:
         model: the float stream model the TFLite model was exported from.
         tflite_path: the exported model.
-        videos: float32 [T, H, W, 3] clips in [0, 1] (held out from calibration).
+        videos: float32 [T, H, W, 3] clips in [0, 1] (held out from calibration). For
+            a uint8-input model each frame is quantized to its bytes first, and the
+            float graph sees the same bytes.
         image_size: defaults to the TFLite model's.
 
     Returns:
@@ -453,18 +455,32 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
         clip), ``max_logit_error`` and ``mean_logit_error`` (abs, over every
         frame), ``num_clips`` and ``num_frames``.
     """
-    streamer = tflite_model.TFLiteStreamer(tflite_path, num_threads=num_threads)
-    graph = make_frame_graph(model, image_size or streamer.image_size)
+    from ai_edge_litert.interpreter import Interpreter
+    runner = Interpreter(model_path=os.fspath(tflite_path), num_threads=num_threads
+                         ).get_signature_runner(tflite_model.SIGNATURE)
+    details = runner.get_input_details()
+    image = details["image"]
+    graph = make_frame_graph(model, image_size or tuple(int(d) for d in image["shape"][-3:-1]))
     step = tf.function(graph.__call__, autograph=False, reduce_retracing=True)
     final_agree, frame_agree, errors = [], [], []
     for index, video in enumerate(videos):
         video = _as_float_video(video, graph.image_size, f"video {index}")
+        if image["dtype"] == np.uint8:
+            # A camera model: the bytes are what it sees, so the float graph gets them too.
+            scale, zero_point = image["quantization"]
+            quantized = np.clip(np.round(video / scale + zero_point), 0, 255).astype(np.uint8)
+            video = ((quantized.astype(np.float32) - zero_point) * scale).astype(np.float32)
+        else:
+            quantized = video
         states = graph.init_states("gpu")
-        streamer.reset()
-        for frame in video:
+        tflite_states = {name: np.zeros(d["shape"], d["dtype"]) for name, d in details.items()
+                         if name != "image"}
+        for frame, frame_in in zip(video, quantized):
             reference, states = step(tf.constant(frame[None]), states)
             reference = reference.numpy()[0]
-            got = streamer.step(frame)
+            outputs = runner(image=frame_in.reshape(image["shape"]), **tflite_states)
+            got = np.asarray(outputs.pop("logits"), np.float32).reshape(-1)
+            tflite_states = outputs
             errors.append(np.abs(got - reference))
             frame_agree.append(np.argmax(got) == np.argmax(reference))
         final_agree.append(frame_agree[-1])
