@@ -118,12 +118,14 @@ def export_ours(work_dir, image_size, calibration, official_saved_model=None):
                                  ("ours float32 4-D I/O", "none", True),
                                  ("ours float16", "float16", False),
                                  ("ours dynamic", "dynamic", False),
-                                 ("ours int8", "int8", False)):
+                                 ("ours int8", "int8", False),
+                                 ("ours int8 uint8-in", "int8_uint8_input", False)):
         path = os.path.join(work_dir, label.replace(" ", "_").replace("/", "") + ".tflite")
         print(f"exporting {label} ...", flush=True)
         export_tflite(model, path, image_size=image_size, quantize=quantize,
                       gpu_compatible_states=gpu,
-                      calibration_videos=list(calibration) if quantize == "int8" else None)
+                      calibration_videos=(list(calibration) if quantize.startswith("int8")
+                                          else None))
         paths[label] = path
     return paths
 
@@ -151,7 +153,8 @@ class _Runner:
         rng = np.random.default_rng(0)
         image = details["image"]
         if np.issubdtype(image["dtype"], np.integer):
-            self.image = rng.integers(-128, 127, image["shape"]).astype(image["dtype"])
+            info = np.iinfo(image["dtype"])
+            self.image = rng.integers(info.min, info.max, image["shape"]).astype(image["dtype"])
         else:
             self.image = rng.uniform(0, 1, image["shape"]).astype(image["dtype"])
         self.states = {k: np.zeros(d["shape"], d["dtype"]) for k, d in details.items()
@@ -268,6 +271,16 @@ def main(argv):
             print(f"{official} / {ours}: " + ", ".join(
                 f"{latency[t][official] / latency[t][ours]:.2f}x at {t} thread{'s' * (t > 1)}"
                 for t in (1, 2)))
+    for ours, reference in (("ours float32", "official float32"), ("ours int8", "ours float32"),
+                            ("ours int8 uint8-in", "ours float32"),
+                            ("ours int8", "official int8")):
+        if ours in paths and reference in paths:
+            print(f"{ours} / {reference}: " + ", ".join(
+                f"{latency[t][ours] / latency[t][reference]:.2f}x at {t} thread{'s' * (t > 1)}"
+                for t in (1, 2)))
+    for label in ("ours float32", "ours int8", "official float32"):
+        if label in paths:
+            print(f"{label}: 2 threads / 1 thread {latency[2][label] / latency[1][label]:.2f}x")
     print("\nOps per type")
     op_names = sorted({name for c in counts.values() for name in c},
                       key=lambda n: -max(c.get(n, 0) for c in counts.values()))

@@ -32,7 +32,8 @@ flags.DEFINE_string("model_id", None, "Without --config: a0..a5, t0 (random weig
 flags.DEFINE_integer("num_classes", 600, "Without --config: number of classes.")
 flags.DEFINE_string("labels", None, "Text file with one class name per line.")
 flags.DEFINE_string("output", None, "The .tflite file to write.")
-flags.DEFINE_enum("quantize", "none", ["none", "float16", "dynamic", "int8"], "Quantization.")
+flags.DEFINE_enum("quantize", "none", ["none", "float16", "dynamic", "int8", "int8_uint8_input"],
+                  "Quantization (int8_uint8_input: int8 with a uint8 camera image input).")
 flags.DEFINE_integer("image_size", None, "Frame side (default: the config's, else 172).")
 flags.DEFINE_bool("gpu_compatible_states", False, "Make every input/output at most 4-D.")
 flags.DEFINE_string("calibration_videos", None,

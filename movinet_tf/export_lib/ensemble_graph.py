@@ -7,6 +7,12 @@ untouched. The logits are the average of every member's latest logits (of the
 members that have seen a frame), as `movinet_tf.ensemble.TemporalEnsemble`
 computes them in stream mode.
 
+The exported file also carries one signature per member,
+``frame_mod_<i>`` (`frame_signature_name`), that runs member i with no control
+flow and reads/writes only the states it needs (`member_state_names`): a runtime
+that calls ``frame_mod_<t mod N>`` for frame t pays one member per frame and
+copies one member's states (the manifest's ``frame_signatures`` lists them).
+
 `EnsembleFrameGraph` has the interface of `FrameGraph` (state names and shapes
 in the "published" and "gpu" layouts, ``__call__``, ``signature_function``),
 so `export_tflite` and `compare_with_float` take either. The state names are
@@ -86,10 +92,67 @@ class EnsembleFrameGraph:
             new_states[prefix + "logits"] = results[0]
             new_states.update({prefix + name: value for name, value in zip(names, results[1:])})
             latest.append(results[0])
+        return self._average(count, latest), new_states
+
+    def _average(self, count, latest):
+        """Mean of the latest logits of the members that have seen a frame (count + 1 frames)."""
         seen = count + 1
         weights = [tf.cast(seen > index, tf.float32) for index in range(self.num_members)]
         total = tf.add_n([w * logits for w, logits in zip(weights, latest)])
-        return total / tf.maximum(tf.add_n(weights), 1.0), new_states
+        return total / tf.maximum(tf.add_n(weights), 1.0)
+
+    def member_state_names(self, index, outputs=False):
+        """The states signature `frame_signature_name(index)` reads (or, with
+        `outputs`, writes), under the ensemble's state names.
+
+        It reads the ensemble frame count, every member's latest logits (for the
+        average) and member `index`'s own states; it writes the frame count,
+        member `index`'s logits and its own states.
+        """
+        prefix = member_prefix(index)
+        members = [index] if outputs else range(self.num_members)
+        return ([FRAME_COUNT_NAME] + [member_prefix(i) + "logits" for i in members]
+                + [prefix + name for name in self.members[index].state_names])
+
+    def member_step(self, index, image, states):
+        """Frame t with t mod N == `index`: runs member `index` only, no control flow.
+
+        Args:
+            image: [1, H, W, 3].
+            states: dict with (at least) `member_state_names(index)`.
+
+        Returns:
+            (logits [1, num_classes], the new states named by
+            ``member_state_names(index, outputs=True)``), equal to `__call__` on
+            such a frame.
+        """
+        prefix = member_prefix(index)
+        member = self.members[index]
+        count = tf.reshape(states[FRAME_COUNT_NAME], [])
+        logits, out = member(image, {name: states[prefix + name] for name in member.state_names})
+        latest = [logits if i == index else states[member_prefix(i) + "logits"]
+                  for i in range(self.num_members)]
+        new_states = {FRAME_COUNT_NAME: states[FRAME_COUNT_NAME] + 1, prefix + "logits": logits}
+        new_states.update({prefix + name: value for name, value in out.items()})
+        return self._average(count, latest), new_states
+
+    def member_signature_function(self, index, layout="published"):
+        """A tf.function for signature `frame_signature_name(index)`: `member_step` with
+        ``image`` + `member_state_names(index)` in, ``logits`` +
+        ``member_state_names(index, outputs=True)`` out."""
+        if layout not in LAYOUTS:
+            raise ValueError(f"Unknown layout {layout!r}; expected one of {LAYOUTS}.")
+        names = self.member_state_names(index)
+        shapes = self.state_shapes(layout)
+        specs = [tf.TensorSpec(self.image_shape(layout), tf.float32, name="image")]
+        specs += [tf.TensorSpec(shapes[name][0], shapes[name][1], name=name) for name in names]
+
+        def serve(image, *state_values):
+            frame = tf.reshape(image, self.image_shape("gpu")) if layout == "published" else image
+            logits, new_states = self.member_step(index, frame, dict(zip(names, state_values)))
+            return {"logits": logits, **new_states}
+
+        return tf.function(serve, input_signature=specs, autograph=False)
 
     def signature_function(self, layout="published"):
         """As `FrameGraph.signature_function`: ``image`` + states in, logits + states out."""
@@ -106,6 +169,11 @@ class EnsembleFrameGraph:
             return {"logits": logits, **{name: new_states[name] for name in names}}
 
         return tf.function(serve, input_signature=specs, autograph=False)
+
+
+def frame_signature_name(index):
+    """Name of the ensemble file's signature that serves frames t with t mod N == index."""
+    return f"frame_mod_{index}"
 
 
 def make_frame_graph(model, image_size):

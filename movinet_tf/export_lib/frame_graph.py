@@ -18,8 +18,11 @@ same function for exactly one frame of batch 1, with:
 * the temporal depthwise conv over ``concat(buffer, frame)`` as one
   DEPTHWISE_CONV_2D of a ``kt x 1`` kernel over ``[1, kt, H*W, C]`` (a free
   reshape of the concatenated frames);
-* the cumulative means as ``(mean * n + x) / (n + 1)`` with the frame count n:
-  no cumsum or range.
+* the cumulative means as ``mean + (x - mean) / (n + 1)`` with the frame count n:
+  no cumsum or range. These few ops on [1, 1, 1, C] tensors are named under
+  `FLOAT_SCOPE`, which an int8 export keeps in float32;
+* the skip average pools as a depthwise sum times reciprocal window counts
+  (XNNPACK runs that in int8; it has no int8 AVERAGE_POOL_2D).
 
 The states keep the published names. `state_shapes` gives their shapes in two
 layouts: ``"published"`` (the Keras model's, e.g. ``[1, kt - 1, H, W, C]``) and
@@ -36,6 +39,10 @@ from movinet_tf.layers.activations import get_activation
 from movinet_tf.layers.attention import _angles
 
 LAYOUTS = ("published", "gpu")
+
+# Name scope of the ops that an int8 export keeps in float32 (see `tflite_export`): the
+# cumulative means, their 1 / (n + 1) weights and the positional encoding.
+FLOAT_SCOPE = "float_island"
 
 
 def _bn_scale_offset(bn):
@@ -190,7 +197,10 @@ class _CausalConvPlan:
 
 
 def _running_mean(mean, count, frame_mean):
-    """One step of a cumulative mean: (mean * n + x) / (n + 1), and n + 1.
+    """One step of a cumulative mean: mean + (x - mean) / (n + 1), and n + 1.
+
+    Written under the `FLOAT_SCOPE` name scope, which an int8 export keeps in
+    float32: a quantized 1 / (n + 1), or a mean requantized every frame, drifts.
 
     Args:
         mean: [1, 1, 1, C] or (published layout) [1, 1, 1, 1, C].
@@ -201,10 +211,39 @@ def _running_mean(mean, count, frame_mean):
         (new mean [1, 1, 1, C], new mean in the layout of `mean`, count + 1).
     """
     stored_shape = mean.shape.as_list()
-    mean = tf.reshape(mean, [1, 1, 1, -1])
-    seen = tf.reshape(tf.cast(count, tf.float32), [1, 1, 1, 1])
-    new_mean = (mean * seen + frame_mean) / (seen + 1.0)
-    return new_mean, tf.reshape(new_mean, stored_shape), count + 1
+    with tf.name_scope(FLOAT_SCOPE):
+        mean = tf.reshape(mean, [1, 1, 1, -1])
+        weight = 1.0 / (tf.reshape(tf.cast(count, tf.float32), [1, 1, 1, 1]) + 1.0)
+        new_mean = mean + (frame_mean - mean) * weight
+        stored = tf.reshape(new_mean, stored_shape)
+    return new_mean, stored, count + 1
+
+
+def _same_window_counts(height, width, stride, size=3):
+    """[1, H', W', 1] numpy: how many in-image pixels each SAME `size` x `size` window holds."""
+    def per_axis(n):
+        out = -(-n // stride)
+        pad = max((out - 1) * stride + size - n, 0) // 2
+        starts = np.arange(out) * stride - pad
+        return np.minimum(starts + size, n) - np.maximum(starts, 0)
+    return np.outer(per_axis(height), per_axis(width)).astype(np.float32)[None, :, :, None]
+
+
+def _average_pool_3x3(x, strides):
+    """tf.nn.avg_pool2d(x, 3, strides, "SAME") (padding not counted) as XNNPACK runs it in int8.
+
+    A depthwise conv with an all-ones kernel sums each window; a multiplication by
+    the constant reciprocal of each window's pixel count makes it the mean. XNNPACK
+    has no int8 AVERAGE_POOL_2D (it would cut the int8 graph), and a float one kept in
+    float by the quantizer's denylist still comes out int8 (the converter gives a pool
+    its input's scale).
+    """
+    if strides[0] != strides[1]:
+        raise ValueError(f"Skip pooling needs equal strides; got {strides}.")
+    _, height, width, channels = x.shape.as_list()
+    summed = tf.nn.depthwise_conv2d(x, np.ones((3, 3, channels, 1), np.float32),
+                                    (1, strides[0], strides[1], 1), "SAME")
+    return summed * (1.0 / _same_window_counts(height, width, strides[0]))
 
 
 class _SqueezeExcitationPlan:
@@ -245,11 +284,12 @@ class _SqueezeExcitationPlan:
                 pooled = tf.concat([mean, frame_mean], axis=-1)
         if self.pos_encoding is not None:
             count = states[self.pos_count_name]
-            position = tf.cast(count, tf.float32)  # [1]
-            half = int(np.sum(~self.pos_is_cos))
-            phases = position * self.pos_angles  # [C]
-            encoding = tf.concat([tf.sin(phases[:half]), tf.cos(phases[half:])], axis=0)
-            pooled = pooled + tf.reshape(encoding * self.pos_scale, [1, 1, 1, -1])
+            with tf.name_scope(FLOAT_SCOPE):
+                position = tf.cast(count, tf.float32)  # [1]
+                half = int(np.sum(~self.pos_is_cos))
+                phases = position * self.pos_angles  # [C]
+                encoding = tf.concat([tf.sin(phases[:half]), tf.cos(phases[half:])], axis=0)
+                pooled = pooled + tf.reshape(encoding * self.pos_scale, [1, 1, 1, -1])
             new_states[self.pos_count_name] = count + 1
         gate = self.expand(self.reduce(pooled))
         return x * gate, new_states
@@ -283,7 +323,7 @@ class _BlockPlan:
         x, _ = self.projection(x, states)
         shortcut = inputs
         if self.skip_pool is not None:
-            shortcut = tf.nn.avg_pool2d(shortcut, (3, 3), self.skip_pool, "SAME")
+            shortcut = _average_pool_3x3(shortcut, self.skip_pool)
         if self.skip_projection is not None:
             shortcut, _ = self.skip_projection(shortcut, states)
         return x + shortcut, new_states

@@ -27,10 +27,17 @@ from absl import logging
 
 from movinet_tf import atomic_io
 from movinet_tf.data.contract import InputContract
-from movinet_tf.export_lib.ensemble_graph import make_frame_graph
 from movinet_tf.export_lib import tflite_model
+from movinet_tf.export_lib.ensemble_graph import (EnsembleFrameGraph, frame_signature_name,
+                                                  make_frame_graph)
+from movinet_tf.export_lib.frame_graph import FLOAT_SCOPE
 
-QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+UINT8_INPUT_MODE = "int8_uint8_input"
+# Op types an int8 export keeps in float32: the LiteRT XNNPACK delegate runs them in float
+# but not in int8 (tests/export_lib/test_tflite_export.py checks the result with the
+# interpreter itself).
+FLOAT_OPS = ("HARD_SWISH", "DIV")
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", UINT8_INPUT_MODE)
 MANIFEST_FORMAT = "movinet_tf.stream_tflite"
 MANIFEST_VERSION = 1
 
@@ -132,44 +139,122 @@ def calibration_samples(graph, videos, layout, samples_per_video=4, seed=0):
             _, states = step(tf.constant(video[t][None]), states)
 
 
+def _signature_functions(graph, layout):
+    """dict signature key -> tf.function: ``serving_default``, plus one per ensemble member."""
+    functions = {tflite_model.SIGNATURE: graph.signature_function(layout)}
+    if isinstance(graph, EnsembleFrameGraph):
+        for index in range(graph.num_members):
+            functions[frame_signature_name(index)] = graph.member_signature_function(index, layout)
+    return functions
+
+
+def _signature_inputs(graph, key):
+    """Input names of signature `key` (``image`` first)."""
+    if key == tflite_model.SIGNATURE:
+        return ["image"] + graph.state_names
+    index = next(i for i in range(graph.num_members) if frame_signature_name(i) == key)
+    return ["image"] + graph.member_state_names(index)
+
+
+def _quantize_int8(converter, graph, keys, layout, calibration_videos):
+    """Calibrates and quantizes to int8, keeping some ops in float32.
+
+    * The `FLOAT_SCOPE` ops: the cumulative means, the 1 / (n + 1) weights from
+      the frame counts, the positional encoding (a handful of [1, 1, 1, C]
+      tensors, where float costs nothing and keeps the means from drifting).
+    * The `FLOAT_OPS` types, which XNNPACK does not run in int8 (HARD_SWISH,
+      DIV): in float it does, so the DEQUANTIZE -> op -> QUANTIZE
+      stays inside one XNNPACK partition instead of cutting it at every op.
+
+    Selective quantization goes through TensorFlow's public `QuantizationDebugger`
+    (``denylisted_nodes`` / ``denylisted_ops``).
+    """
+    videos = calibration_videos
+    if videos is None:
+        videos = default_calibration_videos(graph.image_size)
+    videos = list(videos)
+    if not videos:
+        raise ValueError("calibration_videos is empty; int8 needs at least one clip.")
+    names = {key: _signature_inputs(graph, key) for key in keys}
+
+    def representative_dataset():
+        for sample in calibration_samples(graph, videos, layout):
+            for key in keys:
+                inputs = {name: sample[name] for name in names[key]}
+                yield (key, inputs) if len(keys) > 1 else inputs
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative_dataset)
+    from ai_edge_litert.interpreter import Interpreter
+    calibrated = Interpreter(model_content=debugger.calibrated_model)
+    keep_float = sorted({detail["name"] for detail in calibrated.get_tensor_details()
+                         if FLOAT_SCOPE + "/" in detail["name"]})
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=keep_float, denylisted_ops=list(FLOAT_OPS))
+    return debugger.get_nondebug_quantized_model()
+
+
 def _convert(graph, layout, quantize, calibration_videos):
     """Converts `graph` through a temporary SavedModel; returns the flatbuffer bytes."""
-    function = graph.signature_function(layout)
-    concrete = function.get_concrete_function()
+    functions = _signature_functions(graph, layout)
     holder = tf.Module()
-    holder.serve = function
+    holder.functions = list(functions.values())
     tmp_dir = tempfile.mkdtemp(prefix="movinet_tflite_")
     try:
-        tf.saved_model.save(holder, tmp_dir, signatures={tflite_model.SIGNATURE: concrete})
-        converter = tf.lite.TFLiteConverter.from_saved_model(tmp_dir)
+        tf.saved_model.save(holder, tmp_dir, signatures={
+            key: function.get_concrete_function() for key, function in functions.items()})
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp_dir, list(functions))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-        if quantize == "float16":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            converter.target_spec.supported_types = [tf.float16]
-        elif quantize == "dynamic":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        elif quantize == "int8":
-            converter.optimizations = [tf.lite.Optimize.DEFAULT]
-            videos = calibration_videos
-            if videos is None:
-                videos = default_calibration_videos(graph.image_size)
-            videos = list(videos)
-            if not videos:
-                raise ValueError("calibration_videos is empty; int8 needs at least one clip.")
-            names = ["image"] + graph.state_names
-
-            def representative_dataset():
-                for sample in calibration_samples(graph, videos, layout):
-                    yield {name: sample[name] for name in names}
-
-            converter.representative_dataset = representative_dataset
         with warnings.catch_warnings():
             # int8 calibration runs TensorFlow's own calibrator, which still builds the
             # deprecated tf.lite.Interpreter internally; our code runs LiteRT.
             warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
+            if quantize == "float16":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+                converter.target_spec.supported_types = [tf.float16]
+            elif quantize == "dynamic":
+                converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            elif quantize in ("int8", UINT8_INPUT_MODE):
+                content = _quantize_int8(converter, graph, list(functions), layout,
+                                         calibration_videos)
+                if quantize == UINT8_INPUT_MODE:
+                    content = _uint8_image_input(content)
+                return content
             return converter.convert()
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _uint8_image_input(content):
+    """Makes the image input uint8 with real = q / 255 (scale 1/255, zero point 0).
+
+    In the int8 model the float image input feeds exactly one QUANTIZE op (to int8);
+    the input tensor becomes uint8 with that quantization, so the QUANTIZE turns
+    into a uint8 -> int8 requantization and a camera's bytes go in as they are.
+    Only the image changes: the states keep their types.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    for signature in model.signatureDefs:
+        entry = next((e for e in signature.inputs if e.name.decode() == "image"), None)
+        if entry is None:
+            raise ValueError("The int8 model has no 'image' input to make uint8.")
+        graph = model.subgraphs[signature.subgraphIndex]
+        consumers = [op for op in graph.operators if entry.tensorIndex in list(op.inputs)]
+        names = [flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) for op in consumers]
+        if names != ["QUANTIZE"]:
+            raise ValueError(f"The image input of the int8 model feeds {names}, not one "
+                             "QUANTIZE op; cannot make it uint8.")
+        tensor = graph.tensors[entry.tensorIndex]
+        tensor.type = schema.TensorType.UINT8
+        params = schema.QuantizationParametersT()
+        params.scale = [1.0 / 255.0]
+        params.zeroPoint = [0]
+        tensor.quantization = params
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _tensor_entry(name, detail):
@@ -274,8 +359,10 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
             written beside it (same stem).
         image_size: frame side (int) or (H, W).
         quantize: 'none' (float32), 'float16' (float16 weights), 'dynamic'
-            (int8 weights, float activations) or 'int8' (int8 weights and
-            activations, calibrated; float inputs and outputs).
+            (int8 weights, float activations), 'int8' (int8 weights and
+            activations, calibrated; float inputs and outputs; the cumulative
+            means stay float32) or 'int8_uint8_input' (the same, with a uint8
+            image input for cameras: real = q / 255, scale 1/255, zero point 0).
         labels: class names, one per class; None writes ``class_<i>``.
         calibration_videos: for int8: float32 (or uint8) [T, H, W, 3] clips at
             `image_size`; None renders clips of the builtin synthetic set.
@@ -322,6 +409,8 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
         model_file=os.path.basename(output_path), labels_file=os.path.basename(labels_path),
         model_id=getattr(model, "model_id", None), min_image_size=min_image_size,
         contract=contract)
+    if isinstance(graph, EnsembleFrameGraph):
+        manifest["frame_signatures"] = frame_signatures(content, graph)
     _atomic_write_bytes(labels_path, ("\n".join(labels) + "\n").encode("utf-8"))
     _atomic_write_bytes(manifest_path,
                         (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode("utf-8"))
@@ -334,13 +423,44 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
         size_bytes=len(content), op_counts=dict(counts))
 
 
+def frame_signatures(model_content, graph):
+    """The manifest's ``frame_signatures`` of an ensemble file, read from the model.
+
+    Frame t is served by signature ``frame_signatures[t % N]["signature"]``: call
+    it with ``image`` and the states named in ``input_states``, then replace the
+    states named in ``output_states`` with its outputs (``logits`` is the
+    ensemble's prediction). The other states are not touched that frame. Each entry also gives the interpreter tensor index of every
+    input and output, as the manifest's ``inputs`` / ``outputs`` do.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_content=model_content)
+    entries = []
+    for index in range(graph.num_members):
+        key = frame_signature_name(index)
+        runner = interpreter.get_signature_runner(key)
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+        reads = graph.member_state_names(index)
+        writes = graph.member_state_names(index, outputs=True)
+        entries.append({
+            "signature": key,
+            "member": index,
+            "input_states": reads,
+            "output_states": writes,
+            "inputs": [_tensor_entry(name, inputs[name]) for name in ["image"] + reads],
+            "outputs": [_tensor_entry(name, outputs[name]) for name in ["logits"] + writes],
+        })
+    return entries
+
+
 def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=1):
     """Streams clips through a TFLite model and the float graph; measures agreement.
 
     Args:
         model: the float stream model the TFLite model was exported from.
         tflite_path: the exported model.
-        videos: float32 [T, H, W, 3] clips in [0, 1] (held out from calibration).
+        videos: float32 [T, H, W, 3] clips in [0, 1] (held out from calibration). For
+            a uint8-input model each frame is quantized to its bytes first, and the
+            float graph sees the same bytes.
         image_size: defaults to the TFLite model's.
 
     Returns:
@@ -349,18 +469,32 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
         clip), ``max_logit_error`` and ``mean_logit_error`` (abs, over every
         frame), ``num_clips`` and ``num_frames``.
     """
-    streamer = tflite_model.TFLiteStreamer(tflite_path, num_threads=num_threads)
-    graph = make_frame_graph(model, image_size or streamer.image_size)
+    from ai_edge_litert.interpreter import Interpreter
+    runner = Interpreter(model_path=os.fspath(tflite_path), num_threads=num_threads
+                         ).get_signature_runner(tflite_model.SIGNATURE)
+    details = runner.get_input_details()
+    image = details["image"]
+    graph = make_frame_graph(model, image_size or tuple(int(d) for d in image["shape"][-3:-1]))
     step = tf.function(graph.__call__, autograph=False, reduce_retracing=True)
     final_agree, frame_agree, errors = [], [], []
     for index, video in enumerate(videos):
         video = _as_float_video(video, graph.image_size, f"video {index}")
+        if image["dtype"] == np.uint8:
+            # A camera model: the bytes are what it sees, so the float graph gets them too.
+            scale, zero_point = image["quantization"]
+            quantized = np.clip(np.round(video / scale + zero_point), 0, 255).astype(np.uint8)
+            video = ((quantized.astype(np.float32) - zero_point) * scale).astype(np.float32)
+        else:
+            quantized = video
         states = graph.init_states("gpu")
-        streamer.reset()
-        for frame in video:
+        tflite_states = {name: np.zeros(d["shape"], d["dtype"]) for name, d in details.items()
+                         if name != "image"}
+        for frame, frame_in in zip(video, quantized):
             reference, states = step(tf.constant(frame[None]), states)
             reference = reference.numpy()[0]
-            got = streamer.step(frame)
+            outputs = runner(image=frame_in.reshape(image["shape"]), **tflite_states)
+            got = np.asarray(outputs.pop("logits"), np.float32).reshape(-1)
+            tflite_states = outputs
             errors.append(np.abs(got - reference))
             frame_agree.append(np.argmax(got) == np.argmax(reference))
         final_agree.append(frame_agree[-1])

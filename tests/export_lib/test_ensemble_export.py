@@ -73,10 +73,65 @@ def test_one_file_one_signature_prefixed_states_and_one_member_per_frame(ensembl
     counts = op_counts(exported.model_path)
     assert counts.get("IF", 0) == 2, counts  # One conditional per member: only one runs.
     assert not any(op.startswith("CUSTOM") or "FLEX" in op for op in counts)
-    # The members' convs sit in the IF branches, not in the main graph that runs every frame.
+    # The members' convs sit in the IF branches (not in the main graph that runs every
+    # frame) and once more in the per-member frame signatures.
     single_path = exported.model_path.replace("ensemble.tflite", "member0.tflite")
     single_counts = export_tflite(ensemble.members[0], single_path, image_size=IMAGE_SIZE).op_counts
-    assert counts["CONV_2D"] == 2 * single_counts["CONV_2D"]
+    assert counts["CONV_2D"] == 4 * single_counts["CONV_2D"]
+
+
+def _run_frame_signatures(path, clip):
+    """Streams `clip` calling signature frame_mod_<t mod 2> for frame t; logits [T, N].
+
+    Every state starts at zero and lives in one dict; each call reads the states its
+    signature takes and writes back what it returns, so the other member's states
+    are untouched that frame.
+    """
+    from ai_edge_litert.interpreter import Interpreter
+    interpreter = Interpreter(model_path=path, num_threads=1)
+    runners = [interpreter.get_signature_runner(f"frame_mod_{i}") for i in (0, 1)]
+    states = {}
+    for runner in runners:
+        for name, detail in runner.get_input_details().items():
+            if name != "image":
+                states[name] = np.zeros(detail["shape"], detail["dtype"])
+    out = []
+    for t in range(clip.shape[1]):
+        runner = runners[t % 2]
+        wanted = [name for name in runner.get_input_details() if name != "image"]
+        result = runner(image=clip[:, t:t + 1], **{name: states[name] for name in wanted})
+        out.append(result.pop("logits")[0])
+        assert set(result) < set(wanted)  # it writes only what it changes
+        states.update(result)
+    return np.stack(out)
+
+
+def test_frame_signatures_run_one_member_each_and_equal_keras(ensemble, clip, exported):
+    expected = _keras_stream(ensemble, clip)
+    got = _run_frame_signatures(exported.model_path, clip)
+    np.testing.assert_allclose(got, expected, atol=ATOL, rtol=0)
+    entries = exported.manifest["frame_signatures"]
+    assert [e["signature"] for e in entries] == ["frame_mod_0", "frame_mod_1"]
+    single = ensemble.members[0].state_specs([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3])
+    for index, entry in enumerate(entries):
+        own = [n for n in entry["output_states"] if n.startswith(f"member{index}_")]
+        assert len(own) == len(single) + 1  # its states and its logits
+        other = f"member{1 - index}_"
+        assert not any(n.startswith(other) for n in entry["output_states"])
+        assert [n for n in entry["input_states"] if n.startswith(other)] == [other + "logits"]
+    # Each frame signature is its own subgraph holding one member's convs and no IF.
+    from ai_edge_litert.tools import flatbuffer_utils
+    with open(exported.model_path, "rb") as f:
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(f.read()))
+    single_convs = export_tflite(
+        ensemble.members[0], exported.model_path.replace("ensemble.tflite", "one.tflite"),
+        image_size=IMAGE_SIZE).op_counts["CONV_2D"]
+    for signature in model.signatureDefs:
+        if signature.signatureKey.decode().startswith("frame_mod_"):
+            ops = [flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+                   for op in model.subgraphs[signature.subgraphIndex].operators]
+            assert "IF" not in ops
+            assert ops.count("CONV_2D") == single_convs
 
 
 def test_saved_model_of_an_ensemble_loads_without_movinet_tf(ensemble, clip, tmp_path):

@@ -13,9 +13,9 @@ from movinet_tf.export_lib.tflite_export import build_manifest, compare_with_flo
 from .conftest import IMAGE_SIZE, LABELS, NUM_CLASSES
 
 # Builtin ops the float export may contain; anything else (CUSTOM, Flex) fails the test.
-EXPECTED_FLOAT_OPS = {"ADD", "AVERAGE_POOL_2D", "CAST", "CONCATENATION", "CONV_2D",
+EXPECTED_FLOAT_OPS = {"ADD", "CAST", "CONCATENATION", "CONV_2D",
                       "DEPTHWISE_CONV_2D", "DIV", "HARD_SWISH", "LOGISTIC", "MEAN", "MUL",
-                      "RESHAPE", "STRIDED_SLICE"}
+                      "RESHAPE", "STRIDED_SLICE", "SUB"}
 
 
 def _stream_tflite(path, clips):
@@ -135,6 +135,102 @@ def test_int8_agreement(exports, a0_stream, test_clips):
     assert quality["max_logit_error"] < 3.0, quality
     inputs = {d["name"]: d for d in result.manifest["inputs"]}
     assert inputs["image"]["dtype"] == "float32"  # float I/O: the app's code does not change
+
+
+@pytest.mark.slow
+def test_uint8_image_input_runs_in_litert_and_agrees(exports, a0_stream, test_clips):
+    """The full-integer camera model: uint8 image in, real = q / 255, float states."""
+    result = exports("int8_uint8_input")
+    image = {d["name"]: d for d in result.manifest["inputs"]}["image"]
+    assert image["dtype"] == "uint8"
+    assert image["quantization"]["zero_point"] == 0
+    assert abs(image["quantization"]["scale"] - 1 / 255) < 1e-9
+    runner = Interpreter(model_path=result.model_path).get_signature_runner()
+    details = runner.get_input_details()
+    assert details["image"]["dtype"] == np.uint8
+    assert all(d["dtype"] in (np.float32, np.int32) for n, d in details.items() if n != "image")
+    # Camera bytes in; compare with the float Keras model on the same (rounded) frames.
+    clip_bytes = np.round(test_clips[0] * 255).astype(np.uint8)
+    clip = clip_bytes.astype(np.float32) / 255.0
+    states = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "image"}
+    keras_states = a0_stream.init_states([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3])
+    agree, worst, scale = [], 0.0, 0.0
+    for t in range(len(clip)):
+        out = runner(image=clip_bytes[t].reshape(details["image"]["shape"]), **states)
+        got = out.pop("logits")[0]
+        states = out
+        expected, keras_states = a0_stream({**keras_states, "image": clip[None, t:t + 1]})
+        expected = expected.numpy()[0]
+        agree.append(np.argmax(got) == np.argmax(expected))
+        worst = max(worst, float(np.abs(got - expected).max()))
+        scale = max(scale, float(np.abs(expected).max()))
+    # Same bounds as the float-input int8 model (test_int8_agreement): the image's int8
+    # quantization is the same up to the uint8 -> int8 requantization.
+    assert scale > 1.0
+    assert np.mean(agree) >= 0.85 and worst < 3.0, (np.mean(agree), worst)
+
+
+# What the LiteRT XNNPACK delegate runs, from its source (tflite/delegates/xnnpack/
+# xnnpack_delegate.cc): no CAST in any precision, no integer (int32) arithmetic, and in
+# int8 no HARD_SWISH, DIV or AVERAGE_POOL_2D.
+XNNPACK_NEVER = {"CAST"}
+XNNPACK_NOT_INT8 = {"HARD_SWISH", "DIV", "AVERAGE_POOL_2D"}
+
+
+def _ops_outside_xnnpack(path):
+    """Op indices of subgraph 0 that XNNPACK cannot run, from the documented lists.
+
+    Returns:
+        (list of (index, op name, why), the subgraph's ops, its tensors, its inputs).
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+    with open(path, "rb") as f:
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(f.read()))
+    graph = model.subgraphs[0]
+    int_types = {schema.TensorType.INT32, schema.TensorType.INT64}
+    outside = []
+    for index, op in enumerate(graph.operators):
+        name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+        # The types of the tensors computed at run time (constants such as a MEAN's
+        # int32 axes are no int32 arithmetic).
+        live = [t for t in list(op.inputs) + list(op.outputs) if t >= 0
+                and model.buffers[graph.tensors[t].buffer].data is None]
+        types = {graph.tensors[t].type for t in live}
+        if name in XNNPACK_NEVER:
+            outside.append((index, name, "never"))
+        elif name in XNNPACK_NOT_INT8 and schema.TensorType.INT8 in types:
+            outside.append((index, name, "int8"))
+        elif types & int_types and name != "RESHAPE":
+            outside.append((index, name, "int32"))
+    return outside, graph.operators, graph.inputs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode,max_partitions", [("none", 2), ("int8", 3)])
+def test_xnnpack_runs_everything_but_the_frame_counts(exports, mode, max_partitions):
+    """No op XNNPACK cannot run sits between two delegated ops.
+
+    Checked twice, independently: from the op list against the delegate's documented
+    limits (every op it cannot run must be on the int32 frame-count path, fed by the
+    graph's inputs only, so that it runs before the delegated graph and does not cut
+    it), and from the interpreter itself (its DELEGATE nodes are the partitions).
+    """
+    result = exports(mode)
+    outside, operators, graph_inputs = _ops_outside_xnnpack(result.model_path)
+    assert not [name for _, name, why in outside if why == "int8"], outside
+    produced_outside = set(graph_inputs)
+    for index, name, _ in outside:
+        op = operators[index]
+        fed_by = [t for t in op.inputs if t >= 0 and t not in produced_outside]
+        producers = [o for o in operators if set(o.outputs) & set(fed_by)]
+        assert not producers, f"{name} (op {index}) runs on a delegated op's output"
+        produced_outside.update(op.outputs)
+    assert {name for _, name, _ in outside} <= {"CAST", "ADD"}
+    interpreter = Interpreter(model_path=result.model_path, num_threads=1)
+    interpreter.allocate_tensors()  # The default XNNPACK delegate is applied here.
+    partitions = sum(op["op_name"] == "DELEGATE" for op in interpreter._get_ops_details())
+    assert 1 <= partitions <= max_partitions
 
 
 def test_bad_arguments(a0_stream, tmp_path):
