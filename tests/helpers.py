@@ -1,5 +1,8 @@
 """Shared test helpers: weight randomisation, layer round trips, stream-vs-clip checks."""
+import importlib
+import inspect
 import os
+import pkgutil
 
 import keras
 import numpy as np
@@ -67,16 +70,52 @@ def stream(model, video, sizes):
     return logits, states
 
 
-def check_stream_equals_clip(model, video, seeds=(0, 1), atol=1e-5):
-    """Asserts frame-by-frame and random-split streaming equal the whole clip."""
-    clip_logits = model(video, training=False).numpy()
+def _stream_layer(layer, video, sizes):
+    """Streams `video` through a stateful layer; returns (chunk outputs, final states)."""
+    states, outputs, start = None, [], 0
+    for size in sizes:
+        out, states = layer(video[:, start:start + size], states=states)
+        outputs.append(np.asarray(out))
+        start += size
+    return outputs, states
+
+
+def check_stream_equals_clip(target, video, seeds=(0, 1), atol=1e-5):
+    """Asserts frame-by-frame and random-split streaming equal the whole clip.
+
+    Args:
+        target: a stream model (``model({**states, "image": frames})``) or a
+            stateful layer (``layer(frames, states=...)`` returning
+            ``(outputs, states)``), with randomised weights.
+        video: [B, T, H, W, C], e.g. from `random_video`.
+        seeds: one random split into sub-clips per seed, besides frame by frame.
+        atol: absolute tolerance (float32: 1e-5).
+
+    For a layer whose output keeps the time axis the chunk outputs, joined,
+    must equal the clip's; for one that pools time away (the head pool) the
+    last chunk's output must. Returns the whole-clip output.
+    """
     frames = video.shape[1]
     splits = [[1] * frames] + [random_splits(frames, np.random.default_rng(s)) for s in seeds]
+    if hasattr(target, "init_states"):
+        clip = np.asarray(target(video, training=False))
+        for sizes in splits:
+            logits, _ = stream(target, video, sizes)
+            np.testing.assert_allclose(np.asarray(logits), clip, atol=atol, rtol=0,
+                                       err_msg=f"stream split {sizes} differs from the whole clip")
+        return clip
+    clip, clip_states = target(video)
+    clip = np.asarray(clip)
+    assert clip_states, f"{target.name} returned no states: nothing is streamed"
     for sizes in splits:
-        logits, _ = stream(model, video, sizes)
-        np.testing.assert_allclose(logits.numpy(), clip_logits, atol=atol, rtol=0,
+        outputs, states = _stream_layer(target, video, sizes)
+        got = np.concatenate(outputs, axis=1) if clip.shape[1] == frames else outputs[-1]
+        np.testing.assert_allclose(got, clip, atol=atol, rtol=0,
                                    err_msg=f"stream split {sizes} differs from the whole clip")
-    return clip_logits
+        for name in clip_states:  # The states after the stream equal those after the clip.
+            np.testing.assert_allclose(np.asarray(states[name]), np.asarray(clip_states[name]),
+                                       atol=atol, rtol=0, err_msg=f"state {name}, split {sizes}")
+    return clip
 
 
 class _Host(keras.Model):
@@ -100,28 +139,69 @@ class _Host(keras.Model):
 keras.saving.register_keras_serializable(package="movinet_tf_tests")(_Host)
 
 
-def check_layer(layer, inputs, tmp_path, call=None):
-    """Config round trip, then equal outputs after a .keras save and reload.
+def _outputs(value):
+    """A layer's result as a list of arrays: the output, then its states by name."""
+    if isinstance(value, tuple):
+        out, states = value
+        return [np.asarray(out)] + [np.asarray(states[k]) for k in sorted(states)]
+    return [np.asarray(value)]
+
+
+def check_layer(layer, inputs, tmp_path, call=None, seed=0):
+    """Randomised weights, then the config and `.keras` round trips give equal outputs.
+
+    1. Every weight is randomised (`randomize_weights`), so no branch hides
+       behind a zero ReZero scale or an identity BatchNorm.
+    2. ``from_config(get_config())`` gives the same config and, with the
+       weights copied over, the same outputs (and states).
+    3. After a `.keras` save and reload the outputs (and states) are equal.
 
     Args:
-        layer: a built layer with randomised weights.
+        layer: a built layer.
         inputs: a numpy input.
-        call: fn(layer, inputs) -> output tensor (default: layer(inputs), first
-            element if a tuple).
+        call: fn(layer, inputs) -> output (default: ``layer(inputs)``); a tuple
+            ``(outputs, states)`` is compared element by element.
+        seed: of the random weights.
+
+    Returns:
+        The reloaded layer.
     """
-    call = call or (lambda l, x: _first(l(x)))
-    clone = layer.__class__.from_config(layer.get_config())
-    assert clone.get_config() == layer.get_config()
+    call = call or (lambda l, x: l(x))
+    randomize_weights(layer, seed=seed)
+    expected = _outputs(call(layer, inputs))
+    config = layer.get_config()
+    clone = layer.__class__.from_config(config)
+    assert clone.get_config() == config, f"{type(layer).__name__}: config changes on a round trip"
+    clone.build(inputs.shape)
+    assert [w.path.split("/", 1)[-1] for w in clone.weights] == \
+        [w.path.split("/", 1)[-1] for w in layer.weights]
+    clone.set_weights(layer.get_weights())
+    for got, want in zip(_outputs(call(clone, inputs)), expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
     host = _Host(layer)
-    host.call = lambda x: call(host.layer, x)
-    expected = np.asarray(call(layer, inputs))
-    path = os.path.join(str(tmp_path), "layer.keras")
+    host.call = lambda x: _first(call(host.layer, x))
+    path = os.path.join(str(tmp_path), f"{type(layer).__name__}.keras")
     host.build(inputs.shape)
     host.save(path)
     loaded = keras.saving.load_model(path)
-    got = np.asarray(call(loaded.layer, inputs))
-    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+    assert type(loaded.layer) is type(layer)
+    for got, want in zip(_outputs(call(loaded.layer, inputs)), expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
     return loaded.layer
+
+
+def registered_classes(package):
+    """Every class defined under `package` that is registered for Keras serialization."""
+    found = {}
+    for info in pkgutil.iter_modules(package.__path__):
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ != module.__name__:
+                continue
+            name = keras.saving.get_registered_name(cls)
+            if keras.saving.get_registered_object(name) is cls and name.startswith("movinet_tf>"):
+                found[cls.__name__] = cls
+    return found
 
 
 def _first(value):

@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 import movinet_tf
-from helpers import random_splits, random_video, randomize_weights
+from helpers import (check_stream_equals_clip, random_splits, random_video, randomize_weights,
+                     stream)
 from movinet_tf.ensemble import TemporalEnsemble
 
 
@@ -16,15 +17,6 @@ def _member(seed, model_id="a0", **overrides):
 @pytest.fixture(scope="module")
 def ensemble():
     return TemporalEnsemble([_member(1), _member(2, conv_type="3d")])
-
-
-def _stream(model, video, sizes):
-    states = model.init_states(video.shape)
-    start, logits = 0, None
-    for size in sizes:
-        logits, states = model({**states, "image": video[:, start:start + size]})
-        start += size
-    return logits, states
 
 
 def test_clip_mode_routes_even_and_odd_frames_and_averages_logits(ensemble):
@@ -46,19 +38,21 @@ def test_clip_mode_routes_even_and_odd_frames_and_averages_logits(ensemble):
 def test_streaming_equals_clip_mode(ensemble):
     """Frame by frame and uneven chunks equal the clip-mode ensemble, atol 1e-5."""
     video = random_video((1, 7, 32, 32, 3), seed=4)
-    expected = ensemble(video).numpy()
+    check_stream_equals_clip(ensemble, video, seeds=(0, 1), atol=1e-5)
     for sizes in ([1] * 7, random_splits(7, np.random.default_rng(0)), [2, 3, 2]):
-        logits, states = _stream(ensemble, video, sizes)
-        np.testing.assert_allclose(logits.numpy(), expected, atol=1e-5, err_msg=str(sizes))
+        _, states = stream(ensemble, video, sizes)
         assert states["ensemble_frame_count"].numpy().tolist() == [7]
         # Member 0 saw frames 0,2,4,6 and member 1 frames 1,3,5.
         assert states["member0_state_head_pool_frame_count"].numpy().tolist() == [4]
         assert states["member1_state_head_pool_frame_count"].numpy().tolist() == [3]
+    specs = ensemble.state_specs(video.shape)
+    assert {k: tuple(v.shape) for k, v in specs.items()} == \
+        {k: tuple(v.shape) for k, v in states.items()}
 
 
 def test_first_frame_uses_only_the_member_that_saw_it(ensemble):
     video = random_video((1, 1, 32, 32, 3), seed=5)
-    logits, _ = _stream(ensemble, video, [1])
+    logits, _ = stream(ensemble, video, [1])
     np.testing.assert_allclose(logits.numpy(), ensemble.members[0](video).numpy(), atol=1e-5)
 
 

@@ -81,8 +81,14 @@ class PositionalEncoding(keras.layers.Layer):
         new_count = count + tf.cast(num_frames, states_lib.FRAME_COUNT_DTYPE)
         return outputs, {self.count_name: new_count}
 
-    def state_specs(self):
-        return {self.count_name: states_lib.StateSpec((1,), states_lib.FRAME_COUNT_DTYPE)}
+    def state_dims(self, input_shape=None, dtype=tf.float32):
+        """The frame count (for any input): dict name -> StateDims."""
+        del input_shape, dtype  # The count is (1,) int32 whatever the input.
+        return {self.count_name: states_lib.StateDims((1,), states_lib.FRAME_COUNT_DTYPE)}
+
+    def state_specs(self, input_shape=None, dtype=tf.float32):
+        """dict name -> tf.TensorSpec of the states."""
+        return states_lib.to_tensor_specs(self.state_dims(input_shape, dtype))
 
     def get_config(self):
         config = super().get_config()
@@ -184,13 +190,18 @@ class SqueezeExcitation(keras.layers.Layer):
         gate, _ = self.se_expand(hidden)
         return gate * inputs, new_states
 
-    def state_specs(self, batch, channels, dtype=tf.float32):
-        specs = {}
+    def state_dims(self, input_shape, dtype=tf.float32):
+        """States for an input [B, T, H, W, C]: dict name -> StateDims."""
+        dims_by_name = {}
         if self.pool is not None:
-            specs.update(self.pool.state_specs(batch, channels, dtype))
+            dims_by_name.update(self.pool.state_dims(input_shape, dtype))
         if self.pos_encoding is not None:
-            specs.update(self.pos_encoding.state_specs())
-        return specs
+            dims_by_name.update(self.pos_encoding.state_dims(input_shape, dtype))
+        return dims_by_name
+
+    def state_specs(self, input_shape, dtype=tf.float32):
+        """dict name -> tf.TensorSpec of the states for an input [B, T, H, W, C]."""
+        return states_lib.to_tensor_specs(self.state_dims(input_shape, dtype))
 
     def get_config(self):
         config = super().get_config()

@@ -2,6 +2,7 @@
 import keras
 import tensorflow as tf
 
+from movinet_tf.layers import states as states_lib
 from movinet_tf.layers.attention import SqueezeExcitation
 from movinet_tf.layers.conv import CausalConv3D, dims
 
@@ -200,14 +201,22 @@ class MovinetBlock(keras.layers.Layer):
         shortcut = inputs if self.skip is None else self.skip(inputs, training=training)
         return x + shortcut, new_states
 
-    def state_specs(self, input_shape, dtype=tf.float32):
-        """States for an input [B, T, H, W, in_filters]; returns (specs, output (B, H', W', C))."""
-        batch = input_shape[0]
-        expanded = (batch, None, input_shape[2], input_shape[3], self.expand_filters)
-        specs, (_, out_h, out_w, _) = self.feature.state_specs(expanded, dtype)
+    def output_dims(self, input_shape):
+        """The output [B, T, H', W', out_filters] for an input [B, T, H, W, in_filters]."""
+        expanded = list(input_shape[:4]) + [self.expand_filters]
+        return self.feature.output_dims(expanded)[:4] + [self.out_filters]
+
+    def state_dims(self, input_shape, dtype=tf.float32):
+        """States for an input [B, T, H, W, in_filters]: dict name -> StateDims."""
+        expanded = list(input_shape[:4]) + [self.expand_filters]
+        dims_by_name = self.feature.state_dims(expanded, dtype)
         if self.se is not None:
-            specs.update(self.se.state_specs(batch, self.expand_filters, dtype))
-        return specs, (batch, out_h, out_w, self.out_filters)
+            dims_by_name.update(self.se.state_dims(self.feature.output_dims(expanded), dtype))
+        return dims_by_name
+
+    def state_specs(self, input_shape, dtype=tf.float32):
+        """dict name -> tf.TensorSpec of the states for an input [B, T, H, W, in_filters]."""
+        return states_lib.to_tensor_specs(self.state_dims(input_shape, dtype))
 
     def get_config(self):
         config = super().get_config()

@@ -278,24 +278,28 @@ class CausalConv3D(keras.layers.Layer):
             x = x + tf.cast(self.bias, x.dtype)
         return self._norm_act(x, bn, training), new_states
 
-    def state_specs(self, input_shape, dtype=tf.float32):
-        """States for an input of shape [B, T, H, W, Cin] (T is ignored).
+    def output_dims(self, input_shape):
+        """The output [B, T, H', W', Cout] for an input [B, T, H, W, Cin].
 
-        Returns:
-            (dict name -> StateSpec, output (B, H', W', Cout)).
+        Dims may be ints, None or scalar tensors (Cin must be an int).
         """
-        batch, height, width, cin = input_shape[0], input_shape[2], input_shape[3], input_shape[4]
-        out_h = _ceil_div(height, self.strides[1])
-        out_w = _ceil_div(width, self.strides[2])
-        cout = self.output_channels(int(cin))
-        specs = {}
-        if self.buffer_name:
-            if self.factorized:
-                shape = (batch, self.kernel_size[0] - 1, out_h, out_w, cout)
-            else:
-                shape = (batch, self.kernel_size[0] - 1, height, width, int(cin))
-            specs[self.buffer_name] = states_lib.StateSpec(shape, dtype)
-        return specs, (batch, out_h, out_w, cout)
+        batch, frames, height, width, cin = input_shape
+        return [batch, frames, _ceil_div(height, self.strides[1]),
+                _ceil_div(width, self.strides[2]), self.output_channels(int(cin))]
+
+    def state_dims(self, input_shape, dtype=tf.float32):
+        """States for an input [B, T, H, W, Cin] (T is ignored): dict name -> StateDims."""
+        if not self.buffer_name:
+            return {}
+        batch, _, height, width, cin = input_shape
+        if self.factorized:  # The buffer holds the spatial conv's output.
+            _, _, height, width, cin = self.output_dims(input_shape)
+        shape = (batch, self.kernel_size[0] - 1, height, width, int(cin))
+        return {self.buffer_name: states_lib.StateDims(shape, dtype)}
+
+    def state_specs(self, input_shape, dtype=tf.float32):
+        """dict name -> tf.TensorSpec of the states for an input [B, T, H, W, Cin]."""
+        return states_lib.to_tensor_specs(self.state_dims(input_shape, dtype))
 
     def get_config(self):
         config = super().get_config()

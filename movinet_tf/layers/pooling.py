@@ -91,14 +91,19 @@ class CumulativeGlobalAveragePooling3D(keras.layers.Layer):
         }
         return outputs, new_states
 
-    def state_specs(self, batch, channels, dtype=tf.float32):
-        """States for a batch of `batch` clips with `channels` channels."""
+    def state_dims(self, input_shape, dtype=tf.float32):
+        """States for an input [B, T, H, W, C]: dict name -> StateDims."""
         if not self.stateful:
             return {}
+        batch, channels = input_shape[0], int(input_shape[-1])
         return {
-            self.buffer_name: states_lib.StateSpec((batch, 1, 1, 1, channels), dtype),
-            self.count_name: states_lib.StateSpec((1,), states_lib.FRAME_COUNT_DTYPE),
+            self.buffer_name: states_lib.StateDims((batch, 1, 1, 1, channels), dtype),
+            self.count_name: states_lib.StateDims((1,), states_lib.FRAME_COUNT_DTYPE),
         }
+
+    def state_specs(self, input_shape, dtype=tf.float32):
+        """dict name -> tf.TensorSpec of the states for an input [B, T, H, W, C]."""
+        return states_lib.to_tensor_specs(self.state_dims(input_shape, dtype))
 
     def get_config(self):
         config = super().get_config()

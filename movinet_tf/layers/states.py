@@ -11,15 +11,36 @@ import tensorflow as tf
 
 FRAME_COUNT_DTYPE = tf.int32
 
-# The shape and dtype of one state. Dims are ints, None, or scalar tensors (so
-# that `init_states` can take a dynamic video shape inside a tf.function).
-StateSpec = collections.namedtuple("StateSpec", ["shape", "dtype"])
+# The shape and dtype of one state, as the layers compute it: dims are ints,
+# None, or scalar tensors (so that `init_states` can take a dynamic video shape
+# inside a tf.function). `to_tensor_specs` gives the public view.
+StateDims = collections.namedtuple("StateDims", ["shape", "dtype"])
 
 
-def to_tensor_spec(name, spec):
-    """A tf.TensorSpec for a StateSpec; dims that are tensors become None."""
-    shape = [d if isinstance(d, int) else None for d in spec.shape]
-    return tf.TensorSpec(shape, spec.dtype, name=name)
+def to_tensor_specs(dims_by_name):
+    """dict name -> StateDims as dict name -> tf.TensorSpec (named; tensor dims become None).
+
+    Every ``state_specs(input_shape, dtype)`` method returns this one type.
+    """
+    return {name: tf.TensorSpec([d if isinstance(d, int) else None for d in dims.shape],
+                                dims.dtype, name=name)
+            for name, dims in dims_by_name.items()}
+
+
+def zeros(dims_by_name, where="init_states"):
+    """Zero tensors for dict name -> StateDims.
+
+    Raises:
+        ValueError: naming a state with an unknown (None) dim.
+    """
+    states = {}
+    for name, dims in dims_by_name.items():
+        if any(d is None for d in dims.shape):
+            raise ValueError(
+                f"{where}: state {name!r} has unknown dims {dims.shape}; pass a full "
+                "video_shape [B, T, H, W, 3].")
+        states[name] = tf.zeros(dims.shape, dims.dtype)
+    return states
 
 
 def state_name(prefix, suffix):

@@ -24,10 +24,11 @@ def count_flops(model, input_shape, by_kind=False):
         The number of multiply-adds, an int (or a dict, see `by_kind`).
 
     Note:
-        The official code's published per-frame figure for A0-stream in the
-        TFLite configuration (0.0453 G) leaves out the depthwise convolutions of
-        its '2plus1d' graph (Keras DepthwiseConv2D layers); with `by_kind=True`
-        our 'conv' entry reproduces it, and the total (0.0507 G) is the full cost.
+        The official figure for A0-stream per frame in the TFLite configuration
+        is 0.0453 G: its counter leaves out the depthwise convolutions of the
+        '2plus1d' graph (Keras DepthwiseConv2D layers). With `by_kind=True` our
+        'conv' entry reproduces it; our total, 0.0507 G, adds the depthwise
+        convs (it is our count, not a published one).
     """
     shape = tf.TensorShape(input_shape)
     if shape.rank != 5 or not shape.is_fully_defined():
@@ -37,8 +38,7 @@ def count_flops(model, input_shape, by_kind=False):
     try:
         spec = tf.TensorSpec(shape, tf.float32)
         if getattr(model, "is_stream", False) and shape[1] == 1:
-            states = {k: tf.TensorSpec(v.shape, v.dtype)
-                      for k, v in model.state_specs(shape.as_list()).items()}
+            states = model.state_specs(shape.as_list())
             tf.function(lambda s, x: model({**s, "image": x}, training=False)) \
                 .get_concrete_function(states, spec)
         else:

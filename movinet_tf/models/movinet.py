@@ -13,10 +13,13 @@ Calling conventions (one docstring for the whole contract):
 
   The logits after the last chunk equal ``model(whole_clip)``.
 """
+import dataclasses
+
 import keras
 import tensorflow as tf
 
 from movinet_tf.layers import states as states_lib
+from movinet_tf.layers.activations import get_activation
 from movinet_tf.layers.attention import SE_TYPES
 from movinet_tf.layers.blocks import ClassifierHead, MovinetBlock
 from movinet_tf.layers.conv import CONV_TYPES, CausalConv3D
@@ -24,12 +27,15 @@ from movinet_tf.layers.pooling import CumulativeGlobalAveragePooling3D
 from movinet_tf.models import specs as specs_lib
 
 
-@keras.saving.register_keras_serializable(package="movinet_tf")
-class MovinetBackbone(keras.layers.Layer):
-    """Stem, inverted-bottleneck blocks and the pooled head of a MoViNet.
+@dataclasses.dataclass(frozen=True)
+class BackboneOptions:
+    """How a MoViNet backbone computes: everything but the architecture (the spec).
 
-    Args:
-        block_specs: the architecture as a spec string (see `specs.py`).
+    One frozen value travels from `build_model` through `MovinetClassifier` to
+    `MovinetBackbone`. In a Keras config its fields are stored as flat keys
+    beside ``block_specs`` (the format of every saved `.keras` file).
+
+    Attributes:
         causal: causal convolutions and squeeze-excitation, and streaming states.
         conv_type: '3d', '2plus1d' or '3d_2plus1d'.
         se_type: '3d', '2d', '2plus3d' or 'none'.
@@ -40,6 +46,55 @@ class MovinetBackbone(keras.layers.Layer):
             N gets rate * i / N.
         batch_norm_momentum, batch_norm_epsilon: BatchNorm settings.
         kernel_l2: L2 factor on every conv kernel.
+    """
+    causal: bool = False
+    conv_type: str = "3d"
+    se_type: str = "3d"
+    activation: str = "swish"
+    gating_activation: str = "sigmoid"
+    use_positional_encoding: bool = False
+    stochastic_depth_drop_rate: float = 0.0
+    batch_norm_momentum: float = 0.99
+    batch_norm_epsilon: float = 1e-3
+    kernel_l2: float = 0.0
+
+    def __post_init__(self):
+        if self.conv_type not in CONV_TYPES:
+            raise ValueError(f"Unknown conv_type {self.conv_type!r}; expected one of {CONV_TYPES}.")
+        if self.se_type not in SE_TYPES:
+            raise ValueError(f"Unknown se_type {self.se_type!r}; expected one of {SE_TYPES}.")
+        if self.use_positional_encoding and not self.causal:
+            raise ValueError("use_positional_encoding needs a causal (stream) model.")
+        get_activation(self.activation)
+        get_activation(self.gating_activation)
+        # Normalise the types, so that equal options compare and serialise equal.
+        for name, kind in (("causal", bool), ("use_positional_encoding", bool),
+                           ("stochastic_depth_drop_rate", float), ("kernel_l2", float)):
+            object.__setattr__(self, name, kind(getattr(self, name)))
+
+    @classmethod
+    def field_names(cls):
+        return tuple(field.name for field in dataclasses.fields(cls))
+
+    def to_config(self):
+        """The fields as a dict of plain values (the flat keys of a Keras config)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def split_config(cls, config):
+        """Splits a flat Keras config into (BackboneOptions, the other keys)."""
+        names = cls.field_names()
+        options = cls(**{k: v for k, v in config.items() if k in names})
+        return options, {k: v for k, v in config.items() if k not in names}
+
+
+@keras.saving.register_keras_serializable(package="movinet_tf")
+class MovinetBackbone(keras.layers.Layer):
+    """Stem, inverted-bottleneck blocks and the pooled head of a MoViNet.
+
+    Args:
+        block_specs: the architecture as a spec string (see `specs.py`).
+        options: a `BackboneOptions` (default: the base variant's).
 
     Call arguments:
         inputs: video [B, T, H, W, 3].
@@ -51,33 +106,19 @@ class MovinetBackbone(keras.layers.Layer):
         unless causal.
     """
 
-    def __init__(self, block_specs, causal=False, conv_type="3d", se_type="3d",
-                 activation="swish", gating_activation="sigmoid", use_positional_encoding=False,
-                 stochastic_depth_drop_rate=0.0, batch_norm_momentum=0.99,
-                 batch_norm_epsilon=1e-3, kernel_l2=0.0, **kwargs):
+    def __init__(self, block_specs, options=None, **kwargs):
         super().__init__(**kwargs)
-        if conv_type not in CONV_TYPES:
-            raise ValueError(f"Unknown conv_type {conv_type!r}; expected one of {CONV_TYPES}.")
-        if se_type not in SE_TYPES:
-            raise ValueError(f"Unknown se_type {se_type!r}; expected one of {SE_TYPES}.")
-        if use_positional_encoding and not causal:
-            raise ValueError("use_positional_encoding needs a causal (stream) model.")
+        options = options if options is not None else BackboneOptions()
+        if not isinstance(options, BackboneOptions):
+            raise TypeError(f"options must be a BackboneOptions, got {type(options).__name__}.")
+        self.options = options
         self.spec = specs_lib.parse_spec(block_specs)
         self.block_specs = specs_lib.format_spec(self.spec)
-        self.causal = bool(causal)
-        self.conv_type = conv_type
-        self.se_type = se_type
-        self.activation = activation
-        self.gating_activation = gating_activation
-        self.use_positional_encoding = bool(use_positional_encoding)
-        self.stochastic_depth_drop_rate = float(stochastic_depth_drop_rate)
-        self.batch_norm_momentum = batch_norm_momentum
-        self.batch_norm_epsilon = batch_norm_epsilon
-        self.kernel_l2 = float(kernel_l2)
-        common = dict(batch_norm_momentum=batch_norm_momentum,
-                      batch_norm_epsilon=batch_norm_epsilon, kernel_l2=kernel_l2)
+        common = dict(batch_norm_momentum=options.batch_norm_momentum,
+                      batch_norm_epsilon=options.batch_norm_epsilon, kernel_l2=options.kernel_l2)
         self.stem = CausalConv3D(self.spec.stem_filters, (1, 3, 3), (1, 2, 2),
-                                 conv_type=conv_type, activation=activation, name="stem", **common)
+                                 conv_type=options.conv_type, activation=options.activation,
+                                 name="stem", **common)
         self.blocks = []
         in_filters = self.spec.stem_filters
         index, total = 0, self.spec.num_layers
@@ -86,16 +127,21 @@ class MovinetBackbone(keras.layers.Layer):
                 index += 1
                 self.blocks.append(MovinetBlock(
                     in_filters, block.out_filters, layer.expand_filters, layer.kernel_size,
-                    layer.strides, conv_type=conv_type, se_type=se_type, causal=causal,
-                    use_positional_encoding=use_positional_encoding, activation=activation,
-                    gating_activation=gating_activation,
-                    stochastic_depth_rate=self.stochastic_depth_drop_rate * index / total,
+                    layer.strides, conv_type=options.conv_type, se_type=options.se_type,
+                    causal=options.causal,
+                    use_positional_encoding=options.use_positional_encoding,
+                    activation=options.activation, gating_activation=options.gating_activation,
+                    stochastic_depth_rate=options.stochastic_depth_drop_rate * index / total,
                     state_prefix=f"state_block{b}_layer{l}", name=f"block{b}_layer{l}", **common))
                 in_filters = block.out_filters
-        self.head_project = CausalConv3D(self.spec.head_filters, 1, activation=activation,
+        self.head_project = CausalConv3D(self.spec.head_filters, 1, activation=options.activation,
                                          name="head_project", **common)
         self.head_pool = CumulativeGlobalAveragePooling3D(
-            causal=False, stateful=causal, state_prefix="state_head", name="head_pool")
+            causal=False, stateful=options.causal, state_prefix="state_head", name="head_pool")
+
+    @property
+    def causal(self):
+        return self.options.causal
 
     def build(self, input_shape):
         self.stem.build((None, None, None, None, 3))
@@ -115,41 +161,36 @@ class MovinetBackbone(keras.layers.Layer):
         new_states.update(pool_states)
         return x, new_states
 
-    def state_specs(self, video_shape, dtype=tf.float32):
-        """Streaming states for a video of shape [B, T, H, W, 3].
+    def state_dims(self, input_shape, dtype=tf.float32):
+        """The streaming states for a video [B, T, H, W, 3], in the order the layers use them.
 
-        Dims may be ints, None or scalar tensors. Returns dict name -> StateSpec,
-        in the order the layers use them.
+        Dims may be ints, None or scalar tensors. Returns dict name ->
+        `states.StateDims` (see `states.py`); `state_specs` is its TensorSpec view.
         """
         if not self.causal:
             return {}
-        batch, height, width = video_shape[0], video_shape[2], video_shape[3]
-        _, (batch, height, width, channels) = self.stem.state_specs(
-            (batch, None, height, width, 3), dtype)
-        specs = {}
+        shape = self.stem.output_dims(list(input_shape[:4]) + [3])
+        dims_by_name = {}
         for block in self.blocks:
-            block_specs, (batch, height, width, channels) = block.state_specs(
-                (batch, None, height, width, channels), dtype)
-            specs.update(block_specs)
-        specs.update(self.head_pool.state_specs(batch, self.spec.head_filters, dtype))
-        return specs
+            dims_by_name.update(block.state_dims(shape, dtype))
+            shape = block.output_dims(shape)
+        shape = self.head_project.output_dims(shape)
+        dims_by_name.update(self.head_pool.state_dims(shape, dtype))
+        return dims_by_name
+
+    def state_specs(self, input_shape, dtype=tf.float32):
+        """dict name -> tf.TensorSpec of the states for a video [B, T, H, W, 3]."""
+        return states_lib.to_tensor_specs(self.state_dims(input_shape, dtype))
 
     def get_config(self):
         config = super().get_config()
-        config.update(
-            block_specs=self.block_specs, causal=self.causal, conv_type=self.conv_type,
-            se_type=self.se_type, activation=self.activation,
-            gating_activation=self.gating_activation,
-            use_positional_encoding=self.use_positional_encoding,
-            stochastic_depth_drop_rate=self.stochastic_depth_drop_rate,
-            batch_norm_momentum=self.batch_norm_momentum,
-            batch_norm_epsilon=self.batch_norm_epsilon, kernel_l2=self.kernel_l2)
+        config.update(block_specs=self.block_specs, **self.options.to_config())
         return config
 
-
-_BACKBONE_ARGS = ("causal", "conv_type", "se_type", "activation", "gating_activation",
-                  "use_positional_encoding", "stochastic_depth_drop_rate", "batch_norm_momentum",
-                  "batch_norm_epsilon", "kernel_l2")
+    @classmethod
+    def from_config(cls, config):
+        options, rest = BackboneOptions.split_config(config)
+        return cls(options=options, **rest)
 
 
 @keras.saving.register_keras_serializable(package="movinet_tf")
@@ -167,34 +208,30 @@ class MovinetClassifier(keras.Model):
         input_video_shape: [T, H, W, 3] the model is meant for; None dims are
             free. Used to build and to check inputs.
         model_id: name of the published architecture, if any (informational).
-        **backbone_args: the `MovinetBackbone` arguments.
+        options: the backbone's `BackboneOptions`.
     """
 
     def __init__(self, block_specs, num_classes=600, classifier_activation="swish",
                  dropout_rate=0.0, input_video_shape=(None, None, None, 3), model_id=None,
-                 causal=False, conv_type="3d", se_type="3d", activation="swish",
-                 gating_activation="sigmoid", use_positional_encoding=False,
-                 stochastic_depth_drop_rate=0.0, batch_norm_momentum=0.99,
-                 batch_norm_epsilon=1e-3, kernel_l2=0.0, **kwargs):
+                 options=None, **kwargs):
         super().__init__(**kwargs)
         self.model_id = model_id
         self.input_video_shape = tuple(input_video_shape)
         if len(self.input_video_shape) != 4 or self.input_video_shape[-1] != 3:
             raise ValueError(
                 f"input_shape must be (T, H, W, 3) with None for free dims, got {input_video_shape}.")
-        self.backbone = MovinetBackbone(
-            block_specs, causal=causal, conv_type=conv_type, se_type=se_type,
-            activation=activation, gating_activation=gating_activation,
-            use_positional_encoding=use_positional_encoding,
-            stochastic_depth_drop_rate=stochastic_depth_drop_rate,
-            batch_norm_momentum=batch_norm_momentum, batch_norm_epsilon=batch_norm_epsilon,
-            kernel_l2=kernel_l2, name="backbone")
+        self.backbone = MovinetBackbone(block_specs, options, name="backbone")
         self.classifier_head = ClassifierHead(
             num_classes, self.backbone.spec.classifier_filters, activation=classifier_activation,
-            dropout_rate=dropout_rate, kernel_l2=kernel_l2, name="classifier_head")
+            dropout_rate=dropout_rate, kernel_l2=self.backbone.options.kernel_l2,
+            name="classifier_head")
         self.num_classes = int(num_classes)
         self.classifier_activation = classifier_activation
         self.dropout_rate = float(dropout_rate)
+
+    @property
+    def options(self):
+        return self.backbone.options
 
     @property
     def causal(self):
@@ -235,25 +272,28 @@ class MovinetClassifier(keras.Model):
             video = inputs["image"]
             self._check_video(video, "model({..., 'image': frames})")
             states = {k: v for k, v in inputs.items() if k != "image"}
-            specs = self.state_specs(video.shape)
-            states_lib.check_states(states, {k: states_lib.to_tensor_spec(k, s)
-                                             for k, s in specs.items()}, "stream call")
+            states_lib.check_states(states, self.state_specs(video.shape), "stream call")
             features, new_states = self.backbone(video, states=states, training=training)
             return self.classifier_head(features, training=training), new_states
         self._check_video(inputs, "model(video)")
         features, _ = self.backbone(inputs, training=training)
         return self.classifier_head(features, training=training)
 
-    def state_specs(self, video_shape=None):
+    def state_specs(self, input_shape=None, dtype=None):
         """The streaming states for a video shape [B, T, H, W, 3] (T is unused).
 
-        Returns:
-            dict name -> tf.TensorSpec. Empty for base models.
-        """
-        specs = self._state_shapes(video_shape)
-        return {name: states_lib.to_tensor_spec(name, spec) for name, spec in specs.items()}
+        Args:
+            input_shape: 5 dims (ints or None); default a batch of 1 at the
+                model's input_shape.
+            dtype: of the float states; default the model's compute dtype.
 
-    def _state_shapes(self, video_shape):
+        Returns:
+            dict name -> tf.TensorSpec (named), in the order the layers use
+            them. Empty for base models.
+        """
+        return states_lib.to_tensor_specs(self._state_dims(input_shape, dtype))
+
+    def _state_dims(self, video_shape, dtype=None):
         if video_shape is None:
             video_shape = (1,) + self.input_video_shape
         if isinstance(video_shape, tf.TensorShape):
@@ -264,7 +304,7 @@ class MovinetClassifier(keras.Model):
                        and not isinstance(d, tf.Tensor) else d for d in video_shape]
         if len(video_shape) != 5:
             raise ValueError(f"video_shape must be [B, T, H, W, 3], got {video_shape}.")
-        return self.backbone.state_specs(video_shape, self.compute_dtype)
+        return self.backbone.state_dims(video_shape, dtype or self.compute_dtype)
 
     def init_states(self, video_shape=None):
         """Zero states to start a stream, for a video shape [B, T, H, W, 3].
@@ -282,21 +322,11 @@ class MovinetClassifier(keras.Model):
         if not self.causal:
             raise ValueError("init_states: a base (non-causal) model has no states; "
                              "build with stream=True.")
-        specs = self._state_shapes(video_shape)
-        states = {}
-        for name, spec in specs.items():
-            if any(d is None for d in spec.shape):
-                raise ValueError(
-                    f"init_states: state {name!r} has unknown dims {spec.shape}; pass a full "
-                    "video_shape [B, T, H, W, 3].")
-            states[name] = tf.zeros(spec.shape, spec.dtype)
-        return states
+        return states_lib.zeros(self._state_dims(video_shape), "init_states")
 
     def get_config(self):
-        config = {"name": self.name, "trainable": self.trainable}
-        backbone = self.backbone.get_config()
-        for key in ("block_specs",) + _BACKBONE_ARGS:
-            config[key] = backbone[key]
+        config = {"name": self.name, "trainable": self.trainable,
+                  "block_specs": self.backbone.block_specs, **self.options.to_config()}
         config.update(num_classes=self.num_classes,
                       classifier_activation=self.classifier_activation,
                       dropout_rate=self.dropout_rate,
@@ -305,7 +335,8 @@ class MovinetClassifier(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        options, rest = BackboneOptions.split_config(config)
+        return cls(options=options, **rest)
 
 
 _STREAM_CLASSIFIER_ACTIVATION = {
@@ -353,6 +384,9 @@ def build_model(model_id, *, stream=False, num_classes=600, conv_type=None, se_t
         batch_norm_momentum, batch_norm_epsilon: BatchNorm settings.
         dtype: a Keras dtype policy name, e.g. 'mixed_float16'.
 
+    The backbone settings above become one `BackboneOptions`, which the
+    classifier hands to its backbone (``model.options``).
+
     Returns:
         A built `MovinetClassifier`.
 
@@ -371,14 +405,17 @@ def build_model(model_id, *, stream=False, num_classes=600, conv_type=None, se_t
                      classifier_activation=classifier_activation,
                      use_positional_encoding=use_positional_encoding)
     settings.update({k: v for k, v in overrides.items() if v is not None})
+    classifier_activation = settings.pop("classifier_activation")
+    options = BackboneOptions(
+        stochastic_depth_drop_rate=stochastic_depth_drop_rate, kernel_l2=kernel_l2,
+        batch_norm_momentum=batch_norm_momentum, batch_norm_epsilon=batch_norm_epsilon,
+        **settings)
     if input_shape is None:
         input_shape = (None, None, None, 3)
     suffix = "stream" if stream else "base"
     model = MovinetClassifier(
-        block_specs, num_classes=num_classes, dropout_rate=dropout_rate,
-        stochastic_depth_drop_rate=stochastic_depth_drop_rate, input_video_shape=input_shape,
-        model_id=model_id, kernel_l2=kernel_l2, batch_norm_momentum=batch_norm_momentum,
-        batch_norm_epsilon=batch_norm_epsilon, name=f"movinet_{model_id}_{suffix}", dtype=dtype,
-        **settings)
+        block_specs, num_classes=num_classes, classifier_activation=classifier_activation,
+        dropout_rate=dropout_rate, input_video_shape=input_shape, model_id=model_id,
+        options=options, name=f"movinet_{model_id}_{suffix}", dtype=dtype)
     model.build()
     return model

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import check_layer, random_video, randomize_weights
+from helpers import check_layer, check_stream_equals_clip, random_video, randomize_weights
 from movinet_tf.layers import PositionalEncoding, SqueezeExcitation, make_divisible
 
 
@@ -30,7 +30,7 @@ def test_causal_se_matches_reference_values(se_type, activation, gating, expecte
     video = _frames_1_to_4()
     out, _ = layer(video)
     np.testing.assert_allclose(out.numpy()[0, :, 0, 0, 0], expected, atol=atol)
-    states = {k: tf.zeros(s.shape, s.dtype) for k, s in layer.state_specs(1, 3).items()}
+    states = {k: tf.zeros(s.shape, s.dtype) for k, s in layer.state_specs(video.shape).items()}
     for t in range(4):  # Frame by frame gives the same.
         out, states = layer(video[:, t:t + 1], states=states)
         np.testing.assert_allclose(out.numpy()[0, 0, 0, 0, 0], expected[t], atol=atol)
@@ -80,4 +80,7 @@ def test_se_types_and_round_trip(se_type, causal, tmp_path):
         changed[:, 3:] = 1.0 - changed[:, 3:]
         out_changed, _ = layer(changed)
         np.testing.assert_allclose(out_changed.numpy()[:, :3], out.numpy()[:, :3], atol=1e-6)
+        check_stream_equals_clip(layer, video)
+        assert {k: tuple(v.shape) for k, v in layer.state_specs(video.shape).items()} == \
+            {k: tuple(v.shape) for k, v in states.items()}
     check_layer(layer, video, tmp_path)

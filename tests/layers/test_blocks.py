@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import check_layer, random_video, randomize_weights
+from helpers import check_layer, check_stream_equals_clip, random_video, randomize_weights
 from movinet_tf.layers import ClassifierHead, MovinetBlock, Scale, SkipBlock, StochasticDepth
 
 
@@ -55,9 +55,13 @@ def test_block_round_trip_and_states(conv_type, tmp_path):
     assert sorted(states) == sorted([
         "state_block9_layer0_stream_buffer", "state_block9_layer0_pool_buffer",
         "state_block9_layer0_pool_frame_count", "state_block9_layer0_pos_enc_frame_count"])
-    specs, _ = block.state_specs((1, None, 8, 8, 8))
+    specs = block.state_specs((1, None, 8, 8, 8))
+    assert list(specs) == list(states)
     for name, spec in specs.items():
-        assert tuple(states[name].shape) == tuple(spec.shape), name
+        assert tuple(states[name].shape) == tuple(spec.shape) and spec.name == name, name
+        assert states[name].dtype == spec.dtype, name
+    assert block.output_dims([1, 4, 8, 8, 8]) == list(out.shape)
+    check_stream_equals_clip(block, video)
     check_layer(block, video, tmp_path)
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from helpers import check_layer, random_video
+from helpers import check_stream_equals_clip, random_video
 from movinet_tf.layers import CumulativeGlobalAveragePooling3D
 
 
@@ -27,29 +27,26 @@ def test_causal_output_is_the_running_mean_of_frame_means():
 def test_streaming_in_chunks_equals_the_clip(causal):
     layer = _layer(causal)
     video = random_video((1, 9, 4, 4, 3), seed=1)
-    clip, _ = layer(video)
-    states = {k: tf.zeros(s.shape, s.dtype) for k, s in layer.state_specs(1, 3).items()}
-    outputs, start = [], 0
-    for size in (2, 1, 4, 2):
-        out, states = layer(video[:, start:start + size], states=states)
-        outputs.append(out.numpy())
-        start += size
-    if causal:
-        np.testing.assert_allclose(np.concatenate(outputs, 1), clip.numpy(), atol=1e-6)
-    else:  # The head pool ends the stream at exactly the clip mean.
-        np.testing.assert_allclose(outputs[-1], clip.numpy(), atol=1e-6)
-        np.testing.assert_allclose(clip.numpy(), video.mean(axis=(1, 2, 3), keepdims=True),
-                                   atol=1e-6)
+    # Per-frame running means (causal), or the mean of every frame seen so far.
+    clip = check_stream_equals_clip(layer, video, seeds=(0, 1, 2), atol=1e-6)
+    specs = layer.state_specs(video.shape)
+    assert {k: (tuple(v.shape), v.dtype) for k, v in specs.items()} == {
+        "state_p_pool_buffer": ((1, 1, 1, 1, 3), tf.float32),
+        "state_p_pool_frame_count": ((1,), tf.int32)}
+    if not causal:  # The head pool ends the stream at exactly the clip mean.
+        np.testing.assert_allclose(clip, video.mean(axis=(1, 2, 3), keepdims=True), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_long_stream_stays_exact():
-    """20,000 frames, one at a time, against a float64 running mean."""
+    """20,000 frames, one at a time, against a float64 running mean (slow: 20,000 calls)."""
     channels, frames = 16, 20000
     rng = np.random.default_rng(0)
     video = rng.uniform(0.0, 1.0, (frames, 1, 2, 2, channels)).astype(np.float32)
     layer = _layer(False)
     step = tf.function(lambda x, s: layer(x, states=s))
-    states = {k: tf.zeros(s.shape, s.dtype) for k, s in layer.state_specs(1, channels).items()}
+    states = {k: tf.zeros(s.shape, s.dtype)
+              for k, s in layer.state_specs(video[:1].shape).items()}
     worst = 0.0
     reference = np.cumsum(video.astype(np.float64).mean(axis=(2, 3)), axis=0)
     reference /= np.arange(1, frames + 1).reshape(-1, 1, 1)
@@ -62,8 +59,8 @@ def test_long_stream_stays_exact():
     assert worst < 1e-4
 
 
-def test_stateless_pool_returns_no_states(tmp_path):
+def test_a_pool_without_state_returns_no_states():
     layer = CumulativeGlobalAveragePooling3D(causal=False)
     out, states = layer(random_video((1, 3, 2, 2, 4)))
     assert states == {} and out.shape == (1, 1, 1, 1, 4)
-    check_layer(_layer(True), random_video((1, 3, 2, 2, 4)), tmp_path)
+    assert layer.state_specs((1, 3, 2, 2, 4)) == {}

@@ -1,10 +1,18 @@
+import dataclasses
+import hashlib
+import json
+import zipfile
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import movinet_tf
-from helpers import check_stream_equals_clip, random_video, randomize_weights, stream
+import movinet_tf.models
+from helpers import (check_layer, check_stream_equals_clip, random_video, randomize_weights,
+                     registered_classes, stream)
+from movinet_tf.models import BackboneOptions, MovinetBackbone
 
 BASE_PARAMS = {"a0": 3126071, "a1": 4717912, "a2": 5280922, "a3": 7443289, "a4": 11422727,
                "a5": 18763355, "t0": 1740502}
@@ -181,3 +189,131 @@ class TestBadInput:
             movinet_tf.build_model("a9")
         with pytest.raises(ValueError, match="conv_type"):
             movinet_tf.build_model("a0", conv_type="4d")
+
+
+TINY_SPEC = "stem 8\nblock 8: e16_k155_s2\nblock 16: e24_k333_s2 e24_k311\nhead 16\nclassifier 24"
+TINY_ARGS = dict(stream=True, num_classes=3, block_specs=TINY_SPEC, use_positional_encoding=True,
+                 kernel_l2=1e-5, input_shape=(None, 32, 32, 3))
+# `keras.saving.serialize_keras_object(build_model("tiny", **TINY_ARGS))`, as the
+# version before `BackboneOptions` (commit 7b3d3fe) wrote it into `.keras` files.
+LEGACY_TINY_CONFIG = json.loads("""{
+ "build_config": {"shapes_dict": {}},
+ "class_name": "MovinetClassifier",
+ "compile_config": {},
+ "config": {
+  "activation": "hard_swish", "batch_norm_epsilon": 0.001, "batch_norm_momentum": 0.99,
+  "block_specs": "stem 8\\nblock 8: e16_k155_s2\\nblock 16: e24_k333_s2 e24_k311\\nhead 16\\nclassifier 24",
+  "causal": true, "classifier_activation": "swish", "conv_type": "2plus1d", "dropout_rate": 0.2,
+  "gating_activation": "hard_sigmoid", "input_video_shape": [null, 32, 32, 3],
+  "kernel_l2": 1e-05, "model_id": "tiny", "name": "movinet_tiny_stream", "num_classes": 3,
+  "se_type": "2plus3d", "stochastic_depth_drop_rate": 0.2, "trainable": true,
+  "use_positional_encoding": true
+ },
+ "module": "movinet_tf.models.movinet",
+ "registered_name": "movinet_tf>MovinetClassifier"
+}""")
+# sha256 of the sorted "path shape" lines of every weight, at commit 7b3d3fe:
+# official checkpoints and training checkpoints are found by these paths.
+WEIGHT_DIGESTS = {
+    "tiny": (97, "0c654b065cc1838c8e19b0a885ca4413967f644f68bc87decd2c494e548434fc"),
+    "a0": (389, "8b41910796df190f08d3c76410cbec4375c911d95410097d68487dfaadb7bb7d"),
+}
+
+
+def _weight_digest(model):
+    lines = [f"{w.path} {tuple(w.shape)}" for w in sorted(model.weights, key=lambda w: w.path)]
+    return len(lines), hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def test_weight_paths_are_unchanged():
+    assert _weight_digest(movinet_tf.build_model("tiny", **TINY_ARGS)) == WEIGHT_DIGESTS["tiny"]
+    assert _weight_digest(movinet_tf.build_model("a0", stream=True)) == WEIGHT_DIGESTS["a0"]
+
+
+def test_a_keras_file_in_the_earlier_config_format_loads(tmp_path):
+    model = movinet_tf.build_model("tiny", **TINY_ARGS)
+    randomize_weights(model, seed=21)
+    current = tmp_path / "current.keras"
+    model.save(current)
+    # The same archive with the earlier version's config.json in it.
+    legacy = tmp_path / "legacy.keras"
+    with zipfile.ZipFile(current) as source, zipfile.ZipFile(legacy, "w") as target:
+        for item in source.infolist():
+            data = source.read(item.filename)
+            if item.filename == "config.json":
+                data = json.dumps(LEGACY_TINY_CONFIG).encode()
+            target.writestr(item, data)
+    loaded = keras.saving.load_model(legacy)
+    # The format is unchanged: the config it writes is the one it read.
+    assert json.loads(json.dumps(loaded.get_config())) == LEGACY_TINY_CONFIG["config"]
+    assert loaded.options == model.options
+    assert _weight_digest(loaded) == WEIGHT_DIGESTS["tiny"]
+    video = random_video((1, 4, 32, 32, 3), seed=22)
+    np.testing.assert_allclose(loaded(video).numpy(), model(video).numpy(), atol=1e-6, rtol=0)
+    from_config = movinet_tf.models.MovinetClassifier.from_config(LEGACY_TINY_CONFIG["config"])
+    from_config.build()
+    assert _weight_digest(from_config) == WEIGHT_DIGESTS["tiny"]
+
+
+def test_options_travel_from_build_model_to_the_backbone():
+    model = movinet_tf.build_model("a0", stream=True, num_classes=4, se_type="2d",
+                                   stochastic_depth_drop_rate=0.1, kernel_l2=2e-5,
+                                   batch_norm_epsilon=1e-2)
+    assert model.options is model.backbone.options
+    assert model.options == BackboneOptions(
+        causal=True, conv_type="2plus1d", se_type="2d", activation="hard_swish",
+        gating_activation="hard_sigmoid", use_positional_encoding=False,
+        stochastic_depth_drop_rate=0.1, batch_norm_momentum=0.99, batch_norm_epsilon=1e-2,
+        kernel_l2=2e-5)
+    # Every layer was built from them.
+    block = model.backbone.blocks[-1]
+    assert (block.se.se_type, block.feature.conv_type, block.feature.batch_norm_epsilon,
+            block.kernel_l2, block.activation) == ("2d", "2plus1d", 1e-2, 2e-5, "hard_swish")
+    assert block.stochastic_depth_rate == pytest.approx(0.1)
+    assert model.classifier_head.kernel_l2 == 2e-5
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        model.options.causal = False
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(conv_type="4d"), "conv_type"), (dict(se_type="5d"), "se_type"),
+    (dict(use_positional_encoding=True), "causal"), (dict(activation="tanhh"), "tanhh"),
+])
+def test_bad_options_are_named(bad, match):
+    with pytest.raises(ValueError, match=match):
+        BackboneOptions(**bad)
+
+
+def test_every_registered_model_class_is_round_tripped(tmp_path):
+    # MovinetClassifier: test_keras_round_trip_keeps_outputs_and_config above.
+    assert sorted(registered_classes(movinet_tf.models)) == ["MovinetBackbone",
+                                                             "MovinetClassifier"]
+    options = BackboneOptions(causal=True, conv_type="3d_2plus1d", se_type="2plus3d",
+                              activation="hard_swish", gating_activation="hard_sigmoid",
+                              use_positional_encoding=True, batch_norm_epsilon=1e-2)
+    backbone = MovinetBackbone(TINY_SPEC, options)
+    backbone.build((None, None, None, None, 3))
+    video = random_video((1, 5, 32, 32, 3), seed=23)
+    loaded = check_layer(backbone, video, tmp_path, seed=24)
+    assert loaded.options == options
+    # The backbone's features after a stream equal the whole clip's; so do its states.
+    check_stream_equals_clip(loaded, video)
+    specs = loaded.state_specs(video.shape)
+    _, states = loaded(video)
+    assert list(specs) == list(states)
+    assert {k: tuple(v.shape) for k, v in specs.items()} == \
+        {k: tuple(v.shape) for k, v in states.items()}
+
+
+def test_state_specs_are_named_tensor_specs_and_init_states_takes_a_dynamic_shape():
+    model = movinet_tf.build_model("tiny", **TINY_ARGS)
+    specs = model.state_specs([2, 1, 40, 24, 3])
+    assert all(isinstance(s, tf.TensorSpec) and s.name == k for k, s in specs.items())
+    free = model.state_specs([None, None, None, None, 3])
+    assert list(free) == list(specs)
+    assert free["state_block1_layer0_stream_buffer"].shape.as_list() == [None, 2, None, None, 24]
+    init = tf.function(model.init_states).get_concrete_function(tf.TensorSpec([5], tf.int32))
+    states = init(tf.constant([2, 1, 40, 24, 3]))
+    assert {k: tuple(v.shape) for k, v in states.items()} == \
+        {k: tuple(s.shape) for k, s in specs.items()}
+    assert tuple(specs["state_block1_layer0_stream_buffer"].shape) == (2, 2, 5, 3, 24)
