@@ -13,9 +13,10 @@ named by file and line (``README.md:193``):
 - Blocks without a language and ``text`` blocks are output listings. One that looks like a
   command (``python ...``, ``make ...``, ``$ ...``) fails: it would escape this test.
 
-Everything runs in a scratch folder that holds ``tmp/``, ``clip.mp4`` (a small real video)
-and links to the repository's ``configs/``, ``export/``, ``benchmarks/``, ``tests/`` and
-Makefiles; ``/tmp/`` in a block is rewritten to that ``tmp/``. Python snippets get the names
+The blocks of each doc file run, in their order, in a scratch folder of that file, which
+holds ``tmp/``, ``clip.mp4`` (a small real video) and links to the repository's
+``configs/``, ``export/``, ``benchmarks/``, ``tests/`` and Makefiles; ``/tmp/`` in a block
+is rewritten to that ``tmp/``. Blocks run two at a time (`JOBS`). Python snippets get the names
 listed in `docs_prelude` (``video``, ``frame``, ...). A block that names ``runs/tiny`` gets
 the one tiny training run that all blocks share (``python -m movinet_tf.train --config tiny
 --model_dir runs/tiny --mode train``, trained on first use).
@@ -79,6 +80,11 @@ EXTRA_MARKERS = {
         "skip needs an Android phone (adb) and the Android build tools; tests/android builds "
         "and checks the APK"],
 }
+
+# Commands that take minutes or run tests: a block holding one must say so with a skip marker
+# (its static check still runs), rather than run here until the timeout.
+LONG_COMMANDS = ("benchmarks/", "make demo", "make test", "movinet_tf.quickstart",
+                 "movinet_tf.search", "movinet_tf.nas.compare", "-m pytest")
 
 RUN_LANGS = {"bash", "sh", "python", "console"}
 DATA_LANGS = {"json", "yaml"}
@@ -162,14 +168,16 @@ def _runs(block):
 
 
 class Workspace:
-    """The scratch folder, the shared tiny run and the results of blocks already run."""
+    """The scratch folders, the shared tiny run and the jobs that run blocks.
+
+    Each doc file runs in its own folder (``<root>/<file>/``), so that blocks of different
+    files, which run at the same time, never write the same path. The shared run lives in
+    ``<root>/shared/runs/tiny`` and is linked into each folder as ``runs/tiny``.
+    """
 
     def __init__(self, root):
         self.root = str(root)
-        os.makedirs(os.path.join(self.root, "tmp"))
-        for name in LINKED:
-            os.symlink(os.path.join(REPO, name), os.path.join(self.root, name))
-        docs_prelude.write_clip(os.path.join(self.root, "clip.mp4"))
+        self.shared = self._make_folder("shared")
         self.lock = threading.RLock()
         self.shared_run_lock = threading.Lock()
         self.pool = futures.ThreadPoolExecutor(max_workers=JOBS)
@@ -179,15 +187,34 @@ class Workspace:
             [REPO, os.path.join(REPO, "tests")] + [p for p in [os.environ.get("PYTHONPATH")] if p])
         self.env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    def shell(self, script, timeout=BLOCK_TIMEOUT_S):
-        return subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=self.root,
+    def _make_folder(self, name):
+        folder = os.path.join(self.root, name)
+        os.makedirs(os.path.join(folder, "tmp"))
+        for linked in LINKED:
+            os.symlink(os.path.join(REPO, linked), os.path.join(folder, linked))
+        docs_prelude.write_clip(os.path.join(folder, "clip.mp4"))
+        return folder
+
+    def folder(self, block):
+        """The folder `block` runs in (made on first use)."""
+        name = re.sub(r"\W", "_", block.path)
+        folder = os.path.join(self.root, name)
+        with self.lock:
+            if not os.path.exists(folder):
+                self._make_folder(name)
+                os.makedirs(os.path.join(folder, "runs"))
+                os.symlink(os.path.join(self.shared, SHARED_RUN), os.path.join(folder, SHARED_RUN))
+        return folder
+
+    def shell(self, script, cwd, timeout=BLOCK_TIMEOUT_S):
+        return subprocess.run(["bash", "-eo", "pipefail", "-c", script], cwd=cwd,
                               env=self.env, capture_output=True, text=True, timeout=timeout)
 
     def ensure_shared_run(self):
         with self.shared_run_lock:
-            if os.path.exists(os.path.join(self.root, SHARED_RUN, "checkpoint")):
+            if os.path.exists(os.path.join(self.shared, SHARED_RUN, "checkpoint")):
                 return
-            done = self.shell(SHARED_RUN_COMMAND)
+            done = self.shell(SHARED_RUN_COMMAND, self.shared)
             assert done.returncode == 0, f"the shared tiny run failed:\n{_tail(done)}"
 
     def prepare(self, block):
@@ -196,7 +223,7 @@ class Workspace:
         for old, new in block.substitutions:
             assert old in text, f"{block.id}: substitution {old!r} no longer matches the block"
             text = text.replace(old, new)
-        return text.replace("/tmp/", os.path.join(self.root, "tmp") + "/")
+        return text.replace("/tmp/", os.path.join(self.folder(block), "tmp") + "/")
 
     def start(self, blocks):
         """Starts `blocks` (and what they need) in the background, JOBS at a time."""
@@ -224,6 +251,10 @@ class Workspace:
         if block.lang not in RUN_LANGS:
             return True, ""
         text = self.prepare(block)
+        long = [command for command in LONG_COMMANDS if command in text]
+        if long and block.lang != "python":
+            return False, (f"{block.id} runs {long}, which take minutes or run tests: add "
+                           "<!-- docs-test: skip REASON --> above it")
         if SHARED_RUN in text:
             self.ensure_shared_run()
         runner = {"python": self._run_python, "console": self._run_console}.get(
@@ -231,24 +262,25 @@ class Workspace:
         return runner(block, text)
 
     def _run_shell(self, block, text):
-        done = self.shell(text)
+        done = self.shell(text, self.folder(block))
         return done.returncode == 0, _tail(done)
 
     def _run_python(self, block, text):
         used = [name for name in docs_prelude.NAMES if re.search(rf"\b{name}\b", text)]
         header = "import docs_prelude\n" + "".join(
             f"{name} = docs_prelude.{name}()\n" for name in used)
-        script = os.path.join(self.root, "tmp", re.sub(r"\W", "_", block.id) + ".py")
+        folder = self.folder(block)
+        script = os.path.join(folder, "tmp", re.sub(r"\W", "_", block.id) + ".py")
         with open(script, "w", encoding="utf-8") as f:
             f.write(header + text)
-        done = subprocess.run([sys.executable, script], cwd=self.root, env=self.env,
+        done = subprocess.run([sys.executable, script], cwd=folder, env=self.env,
                               capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S)
         return done.returncode == 0, _tail(done)
 
     def _run_console(self, block, text):
         problems = []
         for command, expected in _console_pairs(text):
-            done = self.shell(command)
+            done = self.shell(command, self.folder(block))
             printed = done.stdout + done.stderr
             if not _shows(printed, expected):
                 problems.append(f"$ {command}\nexpected:\n{expected}\nprinted:\n{_tail(done)}")
@@ -375,9 +407,8 @@ def _defined_flags(source_path):
     text = open(source_path, encoding="utf-8").read()
     names = set(re.findall(r"DEFINE_\w+\(\s*[\"'](\w+)[\"']", text))
     names |= set(re.findall(r"add_argument\(\s*[\"']--(\w+)[\"']", text))
-    for module in re.findall(r"\b(\w+)\.define_flags\(\)", text):
-        other = os.path.join(REPO, "movinet_tf", module + ".py")
-        if os.path.exists(other):
+    for module in re.findall(r"\b(\w+)\.define\w*flags\(", text):
+        for other in glob.glob(os.path.join(REPO, "**", module + ".py"), recursive=True):
             names |= set(re.findall(r"DEFINE_\w+\(\s*[\"'](\w+)[\"']", open(other).read()))
     if "define_verbose_flag" in text or "cli.run(" in text:
         names.add("verbose")
@@ -528,7 +559,7 @@ def test_listing_or_data_block(block, request):
         ok, log = workspace.run(block)
         assert ok, log
         path = workspace.prepare(Block(block.path, block.line, "", block.matches, []))
-        with open(os.path.join(workspace.root, path.strip()), encoding="utf-8") as f:
+        with open(os.path.join(workspace.folder(block), path.strip()), encoding="utf-8") as f:
             actual = json.load(f)
         _assert_example_matches(example, actual, block.id)
 
