@@ -596,3 +596,30 @@ def test_block_runs(block, workspace):
     """The block runs as written (with its marked substitutions) and exits with status 0."""
     ok, log = workspace.run(block)
     assert ok, f"{block.id} failed as pasted:\n{block.text}\n{log}"
+
+
+def test_the_static_checks_catch_the_mistakes_docs_have_had():
+    """Blocks with the faults issue 17 found (and others) are reported, good ones are not."""
+    def problems(lang, text, markers=()):
+        return _static_problems(Block("docs/example.md", 1, lang, text, list(markers)))
+
+    assert not problems("bash", "python -m movinet_tf.stream clip.mp4 --model m.tflite \\\n"
+                                "    --plot probs.png\n")
+    # The export.md fault: a comment after the backslash, so the next line runs on its own.
+    assert any("starts with a flag" in p for p in problems(
+        "bash", "python -m movinet_tf.stream clip.mp4 --model m \\   # or a model_dir\n"
+                "    --plot probs.png\n"))
+    with pytest.raises(AssertionError, match="comment before a line continuation"):
+        problems("bash", "python -m movinet_tf.stream clip.mp4 --model m  # a model_dir \\\n"
+                         "    --plot probs.png\n")
+    assert problems("bash", "python export/export_tflite.py --no_such_flag 1\n")
+    assert problems("bash", "python -m movinet_tf.train --config tiny --set train.stepz=3\n")
+    assert problems("bash", "python -m movinet_tf.train --config no_such_config\n")
+    assert problems("bash", "make no_such_target\n")
+    assert problems("bash", "sudo make demo\n", ["skip a phone"]) == problems(
+        "bash", "sudo make demo\n") != problems("bash", "sudo make demo\n", ["skip needs sudo"])
+    assert problems("bash", "python export/export_tflite.py --quantize none|int8\n")
+    assert problems("python", "import movinet_tf\nmodel = (\n")
+    assert _shows("error: Unknown config key 'x'. Did you mean\n'y'? Valid keys: a, b, c.",
+                  "error: Unknown config key 'x'. Did you mean 'y'? Valid keys: a, ...")
+    assert not _shows("error: something else", "error: Unknown config key 'x'")
