@@ -151,7 +151,20 @@ def read_blocks(path):
 
 
 ALL_BLOCKS = [block for path in DOC_FILES for block in read_blocks(path)]
-BLOCKS_BY_ID = {block.id: block for block in ALL_BLOCKS}
+
+
+def stray_markers(path):
+    """docs-test markers not on the lines just above a fence (they would do nothing)."""
+    lines = open(os.path.join(REPO, path), encoding="utf-8").read().split("\n")
+    stray = []
+    for i, line in enumerate(lines):
+        if "docs-test:" in line:
+            k = i
+            while k < len(lines) and MARKER.match(lines[k]):
+                k += 1
+            if k == i or k == len(lines) or not FENCE.match(lines[k]):
+                stray.append(f"{path}:{i + 1}")
+    return stray
 
 
 def _cases(predicate, slow):
@@ -589,6 +602,8 @@ def test_every_block_is_classified():
         assert block.lang in known, f"{block.id}: unknown language {block.lang!r}"
     for path in DOC_FILES:
         assert any(b.path == path for b in ALL_BLOCKS), f"{path} has no fenced block"
+    stray = [where for path in DOC_FILES for where in stray_markers(path)]
+    assert not stray, f"docs-test markers not directly above a code fence: {stray}"
 
 
 @pytest.mark.parametrize("block", _cases(_runs, slow=lambda b: True))
