@@ -11,6 +11,7 @@ with that reason, in CI too.
 The models (random weights) and APKs are built once per session and shared: the 172 px A0 of
 the JVM parity tests, and two 32 px A0 exports for the APK, arm64 and uint8 tests.
 """
+import json
 import os
 import pathlib
 import shutil
@@ -20,7 +21,6 @@ import zipfile
 import numpy as np
 import pytest
 
-from tests.android.shims import _shim_add_input_contract, _shim_export_uint8
 from tests.android.support import (ANDROID_DEMO, APK_TOOLS, CLIP_FRAMES, CLIP_STRIDE,
                                    DRIVER_SOURCE, HARNESS_SOURCE, IMAGE_SIZE, JAVA_HOME,
                                    NUM_CLASSES, SMALL_CLASSES, SMALL_FRAME_RATE, SMALL_SIZE,
@@ -130,22 +130,31 @@ def clip_frames(bikes_clip):
 
 
 def _export_small(out, name, labels, quantized):
-    """A0 stream at SMALL_SIZE px with random weights, by the exporter (float) or the uint8 shim,
-    plus the input contract (shim until the exporter writes it)."""
+    """A0 stream at SMALL_SIZE px with random weights, exported by the project's exporter:
+    float32, or full-integer with uint8 image input (calibrated on 2 short builtin clips), with
+    the input contract in the manifest."""
     import movinet_tf
     from helpers import randomize_weights
+    from movinet_tf.data.contract import InputContract
     from movinet_tf.export_lib import export_tflite
+    from movinet_tf.export_lib.tflite_export import (UINT8_INPUT_MODE,
+                                                     default_calibration_videos)
 
     model = movinet_tf.build_model("a0", stream=True, num_classes=len(labels))
     randomize_weights(model, seed=1, gain=1.0)
     path = out / f"{name}.tflite"
+    rate = UINT8_FRAME_RATE if quantized else SMALL_FRAME_RATE
+    contract = InputContract(frame_rate=rate, image_size=(SMALL_SIZE, SMALL_SIZE),
+                             min_image_size=SMALL_SIZE)
     if quantized:
-        _shim_export_uint8(model, path, image_size=SMALL_SIZE, labels=labels)
-        rate = UINT8_FRAME_RATE
+        export_tflite(model, str(path), image_size=SMALL_SIZE, labels=labels,
+                      quantize=UINT8_INPUT_MODE, contract=contract,
+                      calibration_videos=default_calibration_videos(SMALL_SIZE, num_videos=2,
+                                                                    num_frames=8))
     else:
-        export_tflite(model, str(path), image_size=SMALL_SIZE, labels=labels)
-        rate = SMALL_FRAME_RATE
-    manifest = _shim_add_input_contract(out / f"{name}.json", frame_rate=rate)
+        export_tflite(model, str(path), image_size=SMALL_SIZE, labels=labels, contract=contract)
+    with open(out / f"{name}.json", encoding="utf-8") as f:
+        manifest = json.load(f)
     return {"tflite": path, "labels": out / f"{name}.labels.txt",
             "manifest": out / f"{name}.json", "labels_list": labels,
             "contract": manifest["input_contract"]}
@@ -161,7 +170,7 @@ def small_model(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def uint8_model(tmp_path_factory):
-    """The same architecture, full-integer with uint8 image/state/logits tensors (shim)."""
+    """The same architecture, int8 with a uint8 image input (the exporter's int8_uint8_input)."""
     labels = [f"quantized {i}" for i in range(SMALL_CLASSES)]
     return _export_small(tmp_path_factory.mktemp("uint8_model"), "a0_uint8", labels, True)
 
