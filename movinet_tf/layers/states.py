@@ -4,6 +4,18 @@ Streaming state travels as one flat ``dict[str, Tensor]``. Every stateful layer
 is given a prefix (``state_block1_layer0``, ``state_head``) and names its states
 with `state_name`, so the names match the published MoViNet models, e.g.
 ``state_block1_layer0_stream_buffer`` or ``state_head_pool_frame_count``.
+
+One protocol for every stateful layer (conv, pools, positional encoding,
+squeeze-excitation, block, backbone) and for the models:
+
+* ``state_specs(input_shape, dtype=tf.float32)`` -> dict name -> named
+  ``tf.TensorSpec``, for the layer's input [B, T, H, W, C] (dims ints or None).
+* ``state_dims(input_shape, dtype=tf.float32)`` -> dict name -> `StateDims`,
+  the same shapes where dims may also be scalar tensors: ``init_states`` uses
+  it for a dynamic video shape inside a tf.function. ``state_specs`` is
+  ``to_tensor_specs(state_dims(...))``, so the shapes live in one place.
+* Layers that change the resolution also have ``output_dims(input_shape)``,
+  which the backbone uses to hand each layer its input shape.
 """
 import collections
 

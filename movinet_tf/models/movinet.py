@@ -291,20 +291,29 @@ class MovinetClassifier(keras.Model):
             dict name -> tf.TensorSpec (named), in the order the layers use
             them. Empty for base models.
         """
-        return states_lib.to_tensor_specs(self._state_dims(input_shape, dtype))
+        return states_lib.to_tensor_specs(self.state_dims(input_shape, dtype))
 
-    def _state_dims(self, video_shape, dtype=None):
-        if video_shape is None:
-            video_shape = (1,) + self.input_video_shape
-        if isinstance(video_shape, tf.TensorShape):
-            video_shape = video_shape.as_list()
-        if isinstance(video_shape, (tf.Tensor, tf.Variable)):
-            video_shape = [video_shape[i] for i in range(5)]
-        video_shape = [int(d) if isinstance(d, (int,)) or hasattr(d, "__index__")
-                       and not isinstance(d, tf.Tensor) else d for d in video_shape]
-        if len(video_shape) != 5:
-            raise ValueError(f"video_shape must be [B, T, H, W, 3], got {video_shape}.")
-        return self.backbone.state_dims(video_shape, dtype or self.compute_dtype)
+    def state_dims(self, input_shape=None, dtype=None):
+        """`state_specs` with dims that may be scalar tensors (see `states.py`).
+
+        Args:
+            input_shape: a list, tuple, TensorShape or int tensor of 5 dims.
+            dtype: of the float states; default the model's compute dtype.
+
+        Returns:
+            dict name -> `states.StateDims`.
+        """
+        if input_shape is None:
+            input_shape = (1,) + self.input_video_shape
+        if isinstance(input_shape, tf.TensorShape):
+            input_shape = input_shape.as_list()
+        if isinstance(input_shape, (tf.Tensor, tf.Variable)):
+            input_shape = [input_shape[i] for i in range(5)]
+        input_shape = [int(d) if isinstance(d, (int,)) or hasattr(d, "__index__")
+                       and not isinstance(d, tf.Tensor) else d for d in input_shape]
+        if len(input_shape) != 5:
+            raise ValueError(f"video shape must be [B, T, H, W, 3], got {input_shape}.")
+        return self.backbone.state_dims(input_shape, dtype or self.compute_dtype)
 
     def init_states(self, video_shape=None):
         """Zero states to start a stream, for a video shape [B, T, H, W, 3].
@@ -322,7 +331,7 @@ class MovinetClassifier(keras.Model):
         if not self.causal:
             raise ValueError("init_states: a base (non-causal) model has no states; "
                              "build with stream=True.")
-        return states_lib.zeros(self._state_dims(video_shape), "init_states")
+        return states_lib.zeros(self.state_dims(video_shape), "init_states")
 
     def get_config(self):
         config = {"name": self.name, "trainable": self.trainable,
