@@ -61,6 +61,7 @@ def assert_one_line_error(result, expected):
     assert len(errors) == 1 and lines[-1] == errors[0], output[-3000:]
     assert expected in errors[0], errors[0]
     assert not TF_LOG_LINE.search(output), TF_LOG_LINE.search(output).group(0)
+    assert "absl::InitializeLog" not in output
 
 
 @pytest.fixture(scope="session")
