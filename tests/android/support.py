@@ -111,3 +111,26 @@ def litert_stream(model_path, frames, carry_states=True, num_threads=2):
                                 + in_q[1], info.min, info.max).astype(value.dtype)
             states[name] = value
     return np.stack(logits).astype(np.float32)
+
+
+def logits_step(model_path, manifest):
+    """The size of one quantization step of a quantized model's logits.
+
+    uint8/int8 logits: their own scale. Float logits of an int8 model come out of a
+    DEQUANTIZE op; the step is the scale of the int8 tensor it reads (read from the
+    interpreter, not from the exporter).
+    """
+    from ai_edge_litert.interpreter import Interpreter
+
+    (logits,) = [o for o in manifest["outputs"] if o["name"] == "logits"]
+    if logits["quantization"]:
+        return logits["quantization"]["scale"]
+    interpreter = Interpreter(model_path=str(model_path))
+    details = {d["index"]: d for d in interpreter.get_tensor_details()}
+    for op in interpreter._get_ops_details():
+        if logits["index"] in list(op["outputs"]):
+            assert op["op_name"] == "DEQUANTIZE", f"logits come from {op['op_name']}"
+            scale, _ = details[int(op["inputs"][0])]["quantization"]
+            assert scale > 0
+            return float(scale)
+    raise AssertionError(f"no op writes the logits tensor {logits['index']}")

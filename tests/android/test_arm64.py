@@ -11,11 +11,13 @@ frames of a real clip at the rate of the model's input contract, states carried.
 
 What this cannot show: bionic's loader, ART, Camera2 or phone latency (see the README).
 """
+import json
+
 import numpy as np
 import pytest
 
 from tests.android.support import (CLIP_FPS, SMALL_CLASSES, SMALL_SIZE, key_values,
-                                   litert_stream, quantize_frames)
+                                   litert_stream, logits_step, quantize_frames)
 
 pytestmark = pytest.mark.usefixtures("arm64")
 
@@ -103,11 +105,13 @@ def test_uint8_logits_equal_x86_litert_frame_by_frame(uint8_run, apk_uint8_clip)
     assert info["image_type"] == "3"  # kTfLiteUInt8
     assert float(info["image_scale"]) == pytest.approx(contract["quantization"]["scale"])
     assert int(info["image_zero_point"]) == contract["quantization"]["zero_point"]
-    # The converter calibrates state inputs and outputs separately: some must be re-encoded.
-    assert int(info["states_requantized"]) > 0
+    # The bridge re-encodes exactly the states whose input and output quantization differ.
+    assert int(info["states_requantized"]) == _states_to_requantize(
+        apk_uint8_clip["model"]["manifest"])
     reference = litert_stream(apk_uint8_clip["model"]["tflite"], uint8_run["frames"])
     arm = uint8_run["logits"]
-    step = _logits_scale(apk_uint8_clip["model"]["manifest"])
+    model = apk_uint8_clip["model"]
+    step = logits_step(model["tflite"], json.loads(model["manifest"].read_text()))
     per_frame = np.abs(arm - reference).max(axis=1) / step
     assert per_frame.max() <= UINT8_STEPS, f"per-frame max |diff| in logit steps: {per_frame}"
     np.testing.assert_array_equal(arm.argmax(axis=1), reference.argmax(axis=1))
@@ -115,12 +119,12 @@ def test_uint8_logits_equal_x86_litert_frame_by_frame(uint8_run, apk_uint8_clip)
     assert np.abs(arm[0] - arm[-1]).max() > 2 * UINT8_STEPS * step
 
 
-def _logits_scale(manifest_path):
-    import json
-
+def _states_to_requantize(manifest_path):
     manifest = json.loads(manifest_path.read_text())
-    (logits,) = [o for o in manifest["outputs"] if o["name"] == "logits"]
-    return logits["quantization"]["scale"]
+    inputs = {t["index"]: t for t in manifest["inputs"]}
+    outputs = {t["index"]: t for t in manifest["outputs"]}
+    return sum(inputs[s["input_index"]]["quantization"] != outputs[s["output_index"]]["quantization"]
+               for s in manifest["states"])
 
 
 def test_bridge_error_paths_on_arm64(arm64, apk):

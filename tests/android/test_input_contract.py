@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tests.android.support import (CLIP_FPS, SMALL_CLASSES, key_values, litert_stream,
-                                   quantize_frames)
+                                   logits_step, quantize_frames)
 
 pytestmark = pytest.mark.usefixtures("harness")
 
@@ -132,8 +132,7 @@ def test_uint8_model_on_the_jvm_equals_python_litert(harness, uint8_model, uint8
     reference = litert_stream(uint8_model["tflite"],
                               quantize_frames(uint8_frames, quant["scale"], quant["zero_point"]))
     manifest = json.loads(uint8_model["manifest"].read_text())
-    (logits,) = [o for o in manifest["outputs"] if o["name"] == "logits"]
-    steps = np.abs(java - reference).max(axis=1) / logits["quantization"]["scale"]
+    steps = np.abs(java - reference).max(axis=1) / logits_step(uint8_model["tflite"], manifest)
     assert steps.max() <= UINT8_STEPS, f"per-frame max |diff| in logit steps: {steps}"
     np.testing.assert_array_equal(java.argmax(axis=1), reference.argmax(axis=1))
     assert np.abs(java[0] - java[-1]).max() > 0.05
