@@ -28,6 +28,7 @@ XNNPACK delegate:
 is shared: read ratios within one run, not absolute figures across runs.
 """
 import collections
+import copy
 import os
 import sys
 import tempfile
@@ -98,7 +99,7 @@ def _one_op_models(model_path):
         remap = {old: new for new, old in enumerate(order)}
         tensors, buffers = [], [schema.BufferT()]
         for old in order:
-            tensor = _copy(graph.tensors[old])
+            tensor = copy.copy(graph.tensors[old])
             buffer = model.buffers[tensor.buffer]
             if buffer.data is not None and len(buffer.data):
                 buffers.append(buffer)
@@ -108,7 +109,7 @@ def _one_op_models(model_path):
             tensors.append(tensor)
         sub = schema.SubGraphT()
         sub.tensors = tensors
-        new_op = _copy(op)
+        new_op = copy.copy(op)
         new_op.inputs = [remap[t] if t >= 0 else -1 for t in op.inputs]
         new_op.outputs = [remap[t] for t in op.outputs]
         sub.operators = [new_op]
@@ -121,11 +122,6 @@ def _one_op_models(model_path):
         one.subgraphs = [sub]
         one.buffers = buffers
         yield name, bytes(flatbuffer_utils.convert_object_to_bytearray(one))
-
-
-def _copy(obj):
-    import copy
-    return copy.copy(obj)
 
 
 def _fill(interpreter, rng):
@@ -197,7 +193,7 @@ def profile(label, path):
     total = sum(ms for _, ms in per_type.values())
     print(f"whole model {whole:.3f} ms per invoke; ops run one by one sum to {total:.3f} ms "
           f"({FLAGS.threads} thread{'s' * (FLAGS.threads > 1)})")
-    print(f"| op | count | outside XNNPACK | ms (isolated) | share |")
+    print("| op | count | outside XNNPACK | ms (isolated) | share |")
     print("|---|---|---|---|---|")
     for name, (count, ms) in sorted(per_type.items(), key=lambda kv: -kv[1][1]):
         print(f"| {name} | {count} | {info['outside'].get(name, 0)} | {ms:.3f} | "

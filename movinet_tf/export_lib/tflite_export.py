@@ -2,10 +2,12 @@
 
 `export_tflite` writes three files next to each other, each atomically:
 
-* ``model.tflite``: one signature ``serving_default``; inputs ``image``
-  (float32 [1, 1, H, W, 3] in [0, 1]) plus every state by its published name;
-  outputs ``logits`` (float32 [1, num_classes]) plus the new states under the
-  same names. Builtin TFLite ops only.
+* ``model.tflite``: signature ``serving_default``; inputs ``image``
+  (float32 [1, 1, H, W, 3] in [0, 1]; uint8 for 'int8_uint8_input') plus every
+  state by its published name; outputs ``logits`` (float32 [1, num_classes])
+  plus the new states under the same names. Builtin TFLite ops only. An
+  ensemble file also has one signature per member (``frame_mod_<i>``, listed in
+  the manifest's ``frame_signatures``; see `frame_signatures`).
 * ``model.labels.txt``: one class name per line, in class-index order.
 * ``model.json``: the manifest (see docs/export.md): every input and output
   tensor with its signature name, interpreter tensor index, shape, dtype and
@@ -24,6 +26,7 @@ import warnings
 import numpy as np
 import tensorflow as tf
 from absl import logging
+from ai_edge_litert.interpreter import Interpreter
 
 from movinet_tf import atomic_io
 from movinet_tf.data.contract import InputContract
@@ -187,7 +190,6 @@ def _quantize_int8(converter, graph, keys, layout, calibration_videos):
     converter.representative_dataset = representative_dataset
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=representative_dataset)
-    from ai_edge_litert.interpreter import Interpreter
     calibrated = Interpreter(model_content=debugger.calibrated_model)
     keep_float = sorted({detail["name"] for detail in calibrated.get_tensor_details()
                          if FLOAT_SCOPE + "/" in detail["name"]})
@@ -429,10 +431,10 @@ def frame_signatures(model_content, graph):
     Frame t is served by signature ``frame_signatures[t % N]["signature"]``: call
     it with ``image`` and the states named in ``input_states``, then replace the
     states named in ``output_states`` with its outputs (``logits`` is the
-    ensemble's prediction). The other states are not touched that frame. Each entry also gives the interpreter tensor index of every
-    input and output, as the manifest's ``inputs`` / ``outputs`` do.
+    ensemble's prediction). The other states are not touched that frame. Each entry
+    also gives the interpreter tensor index of every input and output, as the
+    manifest's ``inputs`` / ``outputs`` do.
     """
-    from ai_edge_litert.interpreter import Interpreter
     interpreter = Interpreter(model_content=model_content)
     entries = []
     for index in range(graph.num_members):
@@ -469,7 +471,6 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
         clip), ``max_logit_error`` and ``mean_logit_error`` (abs, over every
         frame), ``num_clips`` and ``num_frames``.
     """
-    from ai_edge_litert.interpreter import Interpreter
     runner = Interpreter(model_path=os.fspath(tflite_path), num_threads=num_threads
                          ).get_signature_runner(tflite_model.SIGNATURE)
     details = runner.get_input_details()

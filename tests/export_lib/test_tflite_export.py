@@ -128,11 +128,12 @@ def test_int8_agreement(exports, a0_stream, test_clips):
     result = exports("int8")
     assert result.size_bytes < 0.35 * exports("none").size_bytes
     quality = compare_with_float(a0_stream, result.model_path, test_clips)
-    # Measured here: top-1 agreement 23/24 frames (3/3 at the last frame), max |err| 1.13 on
-    # logits up to ~20 (docs/export.md); bounds with margin.
+    # Measured here: top-1 agreement 23/24 frames (3/3 at the last frame), max |err| 0.66
+    # (1.13 before hard-swish and the means stayed float) on logits up to ~20
+    # (docs/export.md); bounds with margin.
     assert quality["top1_agreement_frames"] >= 0.85, quality
     assert quality["top1_agreement_final"] >= 2 / 3, quality
-    assert quality["max_logit_error"] < 3.0, quality
+    assert quality["max_logit_error"] < 1.5, quality
     inputs = {d["name"]: d for d in result.manifest["inputs"]}
     assert inputs["image"]["dtype"] == "float32"  # float I/O: the app's code does not change
 
@@ -165,9 +166,10 @@ def test_uint8_image_input_runs_in_litert_and_agrees(exports, a0_stream, test_cl
         worst = max(worst, float(np.abs(got - expected).max()))
         scale = max(scale, float(np.abs(expected).max()))
     # Same bounds as the float-input int8 model (test_int8_agreement): the image's int8
-    # quantization is the same up to the uint8 -> int8 requantization.
+    # quantization is the same up to the uint8 -> int8 requantization (measured: 23/24
+    # frames, max |err| 0.66, as for float input).
     assert scale > 1.0
-    assert np.mean(agree) >= 0.85 and worst < 3.0, (np.mean(agree), worst)
+    assert np.mean(agree) >= 0.85 and worst < 1.5, (np.mean(agree), worst)
 
 
 # What the LiteRT XNNPACK delegate runs, from its source (tflite/delegates/xnnpack/
