@@ -36,9 +36,8 @@ rendered page does not show:
                                                  just before); for files it writes
     <!-- docs-test: matches PATH -->            (json) the example agrees with the file PATH
 
-Files this test may not edit (android_demo/README.md belongs to the app) get their markers
-from `EXTRA_MARKERS` below, keyed by a piece of the block's text. An unknown marker, a stale
-substitution or an unknown block language fails the test: nothing is skipped silently.
+An unknown marker, a stale substitution or an unknown block language fails the test: nothing
+is skipped silently.
 
 Cost: the running cases are marked slow (about 4 minutes on 2 idle cores); the static checks
 take seconds.
@@ -75,12 +74,6 @@ BLOCK_TIMEOUT_S = 600
 JOBS = int(os.environ.get("DOCS_TEST_JOBS", min(2, os.cpu_count() or 1)))
 
 # Markers for files this test does not own: (file, a piece of the block's text) -> markers.
-EXTRA_MARKERS = {
-    ("android_demo/README.md", "android_demo/build_apk.sh"): [
-        "skip needs an Android phone (adb) and the Android build tools; tests/android builds "
-        "and checks the APK"],
-}
-
 # Commands that take minutes or run tests: a block holding one must say so with a skip marker
 # (its static check still runs), rather than run here until the timeout.
 LONG_COMMANDS = ("benchmarks/", "make demo", "make test", "movinet_tf.quickstart",
@@ -142,9 +135,6 @@ def read_blocks(path):
             k -= 1
         indent = len(fence.group(1))
         text = "\n".join(line[indent:] for line in lines[i + 1:end]) + "\n"
-        for (doc, key), extra in EXTRA_MARKERS.items():
-            if doc == path and key in text:
-                markers += extra
         blocks.append(Block(path, i + 1, fence.group(2).lower(), text, markers))
         i = end + 1
     return blocks
