@@ -88,16 +88,8 @@ def import_tensorflow(argv=None):
     if _verbose_requested(argv) or "tensorflow" in sys.modules:
         import tensorflow
         return tensorflow
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
+    with quiet_native_stderr():
         import tensorflow
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
     return tensorflow
 
 
