@@ -85,7 +85,8 @@ def run_quickstart(config, model_dir, overrides=(), video_index=0):
     import numpy as np
     from movinet_tf import config as config_lib
     from movinet_tf import export_lib, stream, train
-    from movinet_tf.data import class_names, preprocess_eval_frames, read_video
+    from movinet_tf.data import class_names
+    from movinet_tf.data import frames as frames_lib
 
     cfg = config_lib.load_config(config, list(overrides))
     if cfg.data.source != "builtin":
@@ -124,20 +125,20 @@ def run_quickstart(config, model_dir, overrides=(), video_index=0):
     video_path, label = _validation_video(cfg, video_index)
     names = class_names(cfg.data)
     print(f"True class: {names[label]}")
-    # The model was trained on every `temporal_stride`-th frame: stream at that rate.
-    model_fps = cfg.eval.video_fps / cfg.data.temporal_stride
+    # The default of `python -m movinet_tf.stream`: the rate the manifest's input contract
+    # records (the model was trained on every `temporal_stride`-th frame).
     tflite_model = stream.TFLiteModel(exported.model_path, num_threads=1)
-    final, labels = stream.run_file(video_path, tflite_model, fps=model_fps, top_k=3)
+    contract = tflite_model.contract
+    final, labels = stream.run_file(video_path, tflite_model, top_k=3)
     predicted = int(np.argmax(final))
 
-    # The same frames through the Keras model: the exported file must agree with it.
-    frames, video_fps = read_video(video_path)
-    frames = frames[stream.sample_indices(len(frames), video_fps or cfg.eval.video_fps, model_fps)]
-    inputs = preprocess_eval_frames(frames, loaded.image_size,
-                                    max(loaded.min_image_size, loaded.image_size))
-    keras_logits = _keras_stream_logits(loaded.model, np.asarray(inputs, np.float32))
+    # The same frames, one at a time, through the Keras model and the file again.
+    with frames_lib.VideoFrames(video_path, target_fps=contract.frame_rate) as frames:
+        inputs = np.stack([frames_lib.preprocess_frame(frame.bgr, contract, bgr=True)
+                           for frame in frames])
+    keras_logits = _keras_stream_logits(loaded.model, inputs.astype(np.float32))
     tflite_model.reset()
-    tflite_logits = np.stack([tflite_model.step(frame[None, None]) for frame in inputs])
+    tflite_logits = np.stack([tflite_model.step(frame) for frame in inputs])
     tflite_logits = tflite_logits.reshape(keras_logits.shape)
     max_error = float(np.max(np.abs(keras_logits - tflite_logits)))
     print(f"TFLite vs Keras, {len(inputs)} frames: max |logit difference| {max_error:.2e}")
