@@ -9,7 +9,8 @@ then one warm-up step (tracing included) and `--steps` timed steps run, each a
 `tf.function` of `movinet_tf.subclips.subclip_loss_and_grads` plus
 `optimizer.apply`. The peak is the larger of a psutil RSS sample taken every
 5 ms and the kernel's ru_maxrss; the table shows it and its growth over the
-baseline (graph tracing included, which grows with n); "+MB steady" is the
+baseline (graph tracing included; the sub-clips are the iterations of one
+`tf.while_loop`, so the graph is the same for every n >= 2); "+MB steady" is the
 peak sampled during the timed steps only, over the same baseline (the RSS
 stays high where the allocator keeps freed memory). "step tensors" is
 TensorFlow's own peak of live tensor bytes during the timed steps, less the

@@ -80,6 +80,47 @@ def _keras_stream_logits(model, frames):
     return np.stack(out)
 
 
+def plot_learning_curve(model_dir, path):
+    """Plots the training losses logged in ``model_dir/train`` (TensorBoard events) to a PNG.
+
+    Cross-entropy and the L2 term are drawn apart, with the learning rate on a
+    second axis. Returns `path`, or None when nothing was logged.
+    """
+    import glob
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import tensorflow as tf
+    from movinet_tf import atomic_io
+    curves = {}
+    for name in sorted(glob.glob(os.path.join(model_dir, "train", "events*"))):
+        for event in tf.compat.v1.train.summary_iterator(name):
+            for value in event.summary.value:
+                curves.setdefault(value.tag, {})[event.step] = float(tf.make_ndarray(value.tensor))
+    if "train/cross_entropy" not in curves:
+        return None
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for tag, label in (("train/cross_entropy", "cross-entropy"), ("train/regularization", "L2 term"),
+                       ("train/top1", "train top-1")):
+        steps = sorted(curves.get(tag, {}))
+        axis.plot(steps, [curves[tag][s] for s in steps], label=label)
+    axis.set_xlabel("step")
+    axis.grid(alpha=0.3)
+    rate = curves.get("train/learning_rate", {})
+    lr_axis = axis.twinx()
+    lr_axis.plot(sorted(rate), [rate[s] for s in sorted(rate)], color="grey", linestyle=":",
+                 label="learning rate")
+    lr_axis.set_ylabel("learning rate")
+    handles = axis.get_legend_handles_labels()
+    more = lr_axis.get_legend_handles_labels()
+    axis.legend(handles[0] + more[0], handles[1] + more[1], loc="upper right")
+    figure.tight_layout()
+    with atomic_io.temporary_path(path) as tmp:
+        figure.savefig(tmp)
+    plt.close(figure)
+    return path
+
+
 def run_quickstart(config, model_dir, overrides=(), video_index=0):
     """Runs the three stages; returns a summary dict (also written to model_dir)."""
     import numpy as np
@@ -103,6 +144,10 @@ def run_quickstart(config, model_dir, overrides=(), video_index=0):
             f"builtin dataset ({cfg.train.steps} steps) -> {model_dir}")
     results = train.train_and_evaluate(cfg, model_dir, mode="train_and_eval")
     summary["train_seconds"] = round(time.time() - started, 1)
+    curve = plot_learning_curve(model_dir, os.path.join(model_dir, "learning_curve.png"))
+    if curve:
+        print(f"Learning curve: {curve}")
+        summary["learning_curve"] = curve
     summary["eval"] = {mode: {k: float(v) for k, v in metrics.items()
                               if isinstance(v, (int, float, np.floating))}
                        for mode, metrics in results.items()}

@@ -8,11 +8,10 @@ logits. `subclip_loss_and_grads` uses this to train with activation memory of
 one sub-clip (O(T / n)) instead of the whole clip (O(T)), while returning the
 *exact* whole-clip gradients (not truncated back-propagation through time):
 
-1. Forward sweep, no tape: run sub-clips 0 .. n-2 and keep only the states at
-   each boundary (a few MB for A0; the activations are freed at once).
-2. Reverse sweep, one tape per sub-clip, k = n-1 down to 0: recompute sub-clip
-   k from its stored input states under a `tf.GradientTape`, then ask the tape
-   for the gradients of
+1. Forward sweep, no gradients: run sub-clips 0 .. n-2 and keep only the
+   states at each boundary (a few MB for A0; the activations are freed at once).
+2. Reverse sweep, k = n-1 down to 0: recompute sub-clip k from its stored input
+   states under a `tf.GradientTape`, then ask the tape for the gradients of
 
    * sub-clip n-1: the loss (classifier head included);
    * sub-clip k < n-1: ``sum_s <states_out[s], g_out[s]>``, where ``g_out[s]``
@@ -22,12 +21,17 @@ one sub-clip (O(T / n)) instead of the whole clip (O(T)), while returning the
    with respect to the trainable variables (accumulated over sub-clips) and the
    float input states. The latter are d loss / d states_in of sub-clip k, which
    is d loss / d states_out of sub-clip k-1: that is how gradients cross a
-   boundary. Integer states (``*_frame_count``) carry no gradient. Sub-clip 0
-   starts from zero states, so its input-state gradient is not computed.
+   boundary. Integer states (``*_frame_count``) carry no gradient.
 
 By the chain rule the accumulated variable gradients equal those of one tape
 over the whole clip, up to float rounding. The cost is one extra forward pass
 over the first n-1 sub-clips.
+
+For n >= 2 both sweeps are the 2n - 1 steps of one `tf.while_loop` whose body
+runs one sub-clip forward under a tape and, on reverse steps only (a
+`tf.cond`), its backward pass. Inside a `tf.function` the body is traced once,
+so the graph (and the process memory it takes) does not grow with n, and
+``parallel_iterations=1`` keeps one sub-clip's activations alive at a time.
 
 Training-mode choices, so that every ``num_subclips`` computes the same
 function (n=1 included):
@@ -38,8 +42,8 @@ function (n=1 included):
 * Stochastic depth is off: its per-call random masks would differ between
   sub-clips and between the forward sweep and the recompute.
 * Dropout in the classifier head stays on with ``training=True``: the head runs
-  once per step (on the last sub-clip only), so it draws one mask per step as in
-  whole-clip training.
+  once per step (on the last sub-clip only, behind a `tf.cond`), so it draws one
+  mask per step as in whole-clip training.
 
 So with ``training=True`` the backbone runs as in inference and only the head's
 dropout is random. See docs/subclip_training.md.
@@ -99,24 +103,6 @@ def _video_dims(video):
     return [d if d is not None else dynamic[i] for i, d in enumerate(static)]
 
 
-def _after(tensors, clip, states):
-    """`clip` and `states`, made to wait for `tensors` inside a graph.
-
-    A graph runs every op whose inputs are ready, so without this, the parts of
-    every sub-clip that do not depend on the states (the stem, the spatial
-    convolutions) could run at once, holding the activations of many sub-clips.
-    Eagerly, ops already run in order and this changes nothing.
-    """
-    if tf.executing_eagerly():
-        return clip, states
-    with tf.control_dependencies(list(tensors)):
-        return tf.identity(clip), {name: tf.identity(v) for name, v in states.items()}
-
-
-def _add_grads(total, new):
-    return [a if b is None else (b if a is None else a + b) for a, b in zip(total, new)]
-
-
 def subclip_loss_and_grads(model, video, labels, loss_fn, num_subclips, training=True,
                            variables=None, scale_loss=None):
     """Loss, logits and exact gradients of a stream model trained in sub-clips.
@@ -128,8 +114,8 @@ def subclip_loss_and_grads(model, video, labels, loss_fn, num_subclips, training
 
     Do not call this under an outer `tf.GradientTape`: it computes its own
     gradients, and an outer tape would record every sub-clip. It works eagerly
-    and inside `tf.function` (the reverse sweep is ordered with control
-    dependencies so that only one sub-clip's activations are alive at a time).
+    and inside `tf.function`, where the sub-clips are the iterations of one
+    `tf.while_loop` (one traced copy of a sub-clip, whatever n is).
 
     Args:
         model: a stream `MovinetClassifier` (``build_model(..., stream=True)``).
@@ -175,46 +161,117 @@ def subclip_loss_and_grads(model, video, labels, loss_fn, num_subclips, training
             shape[1], num_subclips,
             message=f"num_subclips={num_subclips} is more than the clip's frames")
     variables = list(model.trainable_variables if variables is None else variables)
-    backbone, head = model.backbone, model.classifier_head
     logging.log_first_n(logging.INFO, "Sub-clip training: %d sub-clips of %s frames.", 1,
                         num_subclips, [b - a for a, b in bounds])
+    scale = scale_loss if scale_loss is not None else (lambda value: value)
+    if num_subclips == 1:
+        with tf.GradientTape() as tape:
+            logits, _ = _forward(model, video, model.init_states(shape), training)
+            loss = tf.cast(loss_fn(labels, logits), tf.float32)
+            target = scale(loss)
+        return loss, logits, tape.gradient(target, variables)
+    return _loop_loss_and_grads(model, video, shape, labels, loss_fn, num_subclips, training,
+                                variables, scale)
 
-    # Forward sweep without a tape: keep only the states at each boundary.
-    boundary_states = [model.init_states(shape)]
-    for start, stop in bounds[:-1]:
-        clip, states = _after(boundary_states[-1].values(), video[:, start:stop],
-                              boundary_states[-1])
-        _, states = backbone(clip, states=states, training=False)
-        boundary_states.append({name: tf.stop_gradient(v) for name, v in states.items()})
 
-    # Reverse sweep: recompute each sub-clip under a tape, last one first.
-    grads = [None] * len(variables)
-    state_grads = None  # d loss / d (output states of the sub-clip being processed).
-    loss = logits = None
-    for k in reversed(range(num_subclips)):
-        start, stop = bounds[k]
-        # Recompute sub-clip k only once sub-clip k+1's backward pass is done (the
-        # last one: once the forward sweep is done).
-        clip, states_in = _after(
-            boundary_states[k].values() if state_grads is None else state_grads.values(),
-            video[:, start:stop], boundary_states[k])
-        float_names = [name for name, v in states_in.items() if v.dtype.is_floating]
-        watched = [states_in[name] for name in float_names] if k > 0 else []
+def _forward(model, clip, states, training):
+    """Backbone (inference mode, see the module docstring) then head: (logits, states)."""
+    features, states = model.backbone(clip, states=states, training=False)
+    return model.classifier_head(features, training=training), states
+
+
+def _loop_loss_and_grads(model, video, shape, labels, loss_fn, num_subclips, training,
+                         variables, scale):
+    """`subclip_loss_and_grads` for n >= 2: one `tf.while_loop` over 2n - 1 steps.
+
+    Steps 0 .. n-2 are the forward sweep (sub-clip k = step), steps n-1 .. 2n-2
+    the reverse sweep (k = 2n-2 - step). Every step runs sub-clip k's forward
+    pass under a tape; only reverse steps take the `tf.cond` branch that holds
+    the backward pass. The loop body is traced once, so a `tf.function` holds a
+    single copy of a sub-clip's forward and backward pass, about the graph of
+    n = 1, whatever n is. ``parallel_iterations=1`` runs the steps one after the
+    other, so only one sub-clip's activations are alive at a time.
+    """
+    backbone, head = model.backbone, model.classifier_head
+    init = model.init_states(shape)
+    names = list(init)
+    float_names = [name for name in names if init[name].dtype.is_floating]
+    spec = {name: init[name].shape for name in names}
+    base, extra = shape[1] // num_subclips, shape[1] % num_subclips
+    logits_shape = [shape[0], head.num_classes]
+    last = num_subclips - 1
+
+    def subclip(k):
+        # The same bounds as `subclip_bounds`, with k a scalar tensor.
+        start = k * base + tf.minimum(k, extra)
+        stop = start + base + tf.cast(k < extra, tf.int32)
+        clip = video[:, start:stop]
+        if isinstance(base, int) and extra == 0:  # Equal sizes: keep T static.
+            clip = tf.ensure_shape(clip, [None, base] + [None] * 3)
+        return clip
+
+    # The input states of every sub-clip: zeros for sub-clip 0, the others
+    # written by the forward sweep.
+    stored = {name: tf.TensorArray(init[name].dtype, size=num_subclips, element_shape=spec[name],
+                                   clear_after_read=False).write(0, init[name])
+              for name in names}
+    none_at = [True] * len(variables)  # Where every sub-clip's gradient is None.
+
+    def body(step, stored, state_grads, grads, loss, logits):
+        backward = step >= last
+        k = tf.where(backward, 2 * last - step, step)
+        is_last = tf.equal(step, last)
+        states_in = {name: stored[name].read(k) for name in names}
+        watched = [states_in[name] for name in float_names]
         with tf.GradientTape() as tape:
             tape.watch(watched)
-            features, states_out = backbone(clip, states=states_in, training=False)
-            if k == num_subclips - 1:
-                logits = head(features, training=training)
-                loss = loss_fn(labels, logits)
-                target = scale_loss(loss) if scale_loss is not None else loss
-        if k == num_subclips - 1:
-            all_grads = tape.gradient(target, variables + watched)
-        else:
-            names = sorted(state_grads)
-            all_grads = tape.gradient([states_out[name] for name in names], variables + watched,
-                                      output_gradients=[state_grads[name] for name in names])
-        grads = _add_grads(grads, all_grads[:len(variables)])
-        state_grads = {name: g for name, g in zip(float_names, all_grads[len(variables):])
-                       if g is not None}
-        del tape
-    return loss, logits, grads
+            features, states_out = backbone(subclip(k), states=states_in, training=False)
+
+            def with_loss():
+                step_logits = head(features, training=training)
+                step_loss = tf.cast(loss_fn(labels, step_logits), tf.float32)
+                return step_loss, tf.cast(scale(step_loss), tf.float32), step_logits
+
+            def without_loss():
+                return (tf.zeros([], tf.float32), tf.zeros([], tf.float32),
+                        tf.zeros(logits_shape, tf.float32))
+
+            # The loss of the last sub-clip only (dropout draws one mask per step).
+            step_loss, target, step_logits = tf.cond(is_last, with_loss, without_loss)
+
+        def backward_pass():
+            # d target / d theta + sum_s <d states_out[s] / d theta, state_grads[s]>.
+            all_grads = tape.gradient(
+                [target] + [states_out[name] for name in float_names], variables + watched,
+                output_gradients=[tf.ones_like(target)]
+                + [state_grads[name] for name in float_names])
+            new_grads = []
+            for i, (total, g) in enumerate(zip(grads, all_grads[:len(variables)])):
+                none_at[i] = none_at[i] and g is None
+                new_grads.append(total if g is None else total + tf.cast(g, total.dtype))
+            new_state_grads = {
+                name: tf.zeros_like(state_grads[name]) if g is None else tf.cast(g, init[name].dtype)
+                for name, g in zip(float_names, all_grads[len(variables):])}
+            return new_state_grads, new_grads
+
+        def forward_only():
+            return state_grads, grads
+
+        state_grads, grads = tf.cond(backward, backward_pass, forward_only)
+        # A forward step stores its output states as the next sub-clip's input.
+        # (The reverse sweep only reads: writing there again would be an error.)
+        stored = tf.cond(
+            backward, lambda: stored,
+            lambda: {name: stored[name].write(k + 1, tf.stop_gradient(
+                tf.ensure_shape(states_out[name], spec[name]))) for name in names})
+        return (step + 1, stored, state_grads, grads,
+                tf.where(is_last, step_loss, loss), tf.where(is_last, step_logits, logits))
+
+    _, _, _, grads, loss, logits = tf.while_loop(
+        lambda step, *_: step < 2 * num_subclips - 1, body,
+        (tf.constant(0), stored,
+         {name: tf.zeros(spec[name], init[name].dtype) for name in float_names},
+         [tf.zeros(v.shape, v.dtype) for v in variables],
+         tf.zeros([], tf.float32), tf.zeros(logits_shape, tf.float32)),
+        parallel_iterations=1)
+    return loss, logits, [None if none else g for none, g in zip(none_at, grads)]

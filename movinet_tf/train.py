@@ -477,13 +477,14 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode):
             if model.losses:
                 extra = tape.gradient(scaled_regularization, variables)
                 grads = [g if e is None else (e if g is None else g + e) for g, e in zip(grads, extra)]
+            cross_entropy = loss
             loss = loss + regularization
         else:
             with tf.GradientTape() as tape:
                 logits = tf.cast(model(video, training=True), tf.float32)
-                loss = tf.reduce_sum(per_example_loss(labels, logits)) / global_batch
-                if model.losses:
-                    loss += tf.add_n(model.losses) / num_replicas
+                cross_entropy = tf.reduce_sum(per_example_loss(labels, logits)) / global_batch
+                regularization = tf.add_n(model.losses) / num_replicas if model.losses else 0.0
+                loss = cross_entropy + regularization
                 scaled_loss = optimizer.scale_loss(loss)
             grads = tape.gradient(scaled_loss, variables)
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
@@ -495,7 +496,11 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode):
         top1 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32))
         top5 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, min(5, num_classes)), tf.float32))
         count = tf.cast(tf.shape(labels)[0], tf.float32)
-        return {"loss": loss, "top1": top1, "top5": top5, "count": count, "grad_norm": grad_norm}
+        # The printed and logged loss is cross-entropy (label smoothing included) plus
+        # the L2 term; both parts are reported too.
+        return {"loss": loss, "cross_entropy": cross_entropy,
+                "regularization": tf.cast(regularization, tf.float32),
+                "top1": top1, "top5": top5, "count": count, "grad_norm": grad_norm}
 
     @tf.function
     def train_step(video, labels):
@@ -559,8 +564,12 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode):
             saved_config.append(True)
         return manager.save(checkpoint_number=current)
 
-    progbar = keras.utils.Progbar(train.steps, stateful_metrics=["lr"], verbose=1 if chief else 0)
-    window = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "count": 0.0, "steps": 0}
+    # Losses are shown as means over the current log window (Progbar's own means run
+    # from the first step, which hides how the loss moves).
+    losses = ("loss", "cross_entropy", "regularization")
+    progbar = keras.utils.Progbar(train.steps, stateful_metrics=["lr", *losses],
+                                  verbose=1 if chief else 0)
+    window = {"top1": 0.0, "top5": 0.0, "count": 0.0, "steps": 0, **dict.fromkeys(losses, 0.0)}
     results = {}
     iterator = None
     empty_epochs = 0
@@ -589,15 +598,16 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode):
         check_finite(int(step) + 1, stats)
         step.assign_add(1)
         batch_in_epoch.assign_add(1)
-        for key in ("loss", "top1", "top5", "count"):
+        for key in ("top1", "top5", "count", *losses):
             window[key] += float(stats[key])
         window["steps"] += 1
+        shown = [(key, window[key] / window["steps"]) for key in losses]
         current = int(step)
         learning_rate = float(optimizer.learning_rate)
         if current % train.log_every == 0 or current == train.steps:
             count = max(window["count"], 1.0)
             summary = {
-                "loss": window["loss"] / window["steps"],
+                **dict(shown),
                 "top1": window["top1"] / count,
                 "top5": window["top5"] / count,
             }
@@ -608,8 +618,9 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode):
                 for key, value in summary.items():
                     write_scalar(f"train/{key}", value, current)
             writer().flush()
-            window = {"loss": 0.0, "top1": 0.0, "top5": 0.0, "count": 0.0, "steps": 0}
-        progbar.update(current, values=[("loss", float(stats["loss"])), ("lr", learning_rate)])
+            window = {"top1": 0.0, "top5": 0.0, "count": 0.0, "steps": 0,
+                      **dict.fromkeys(losses, 0.0)}
+        progbar.update(current, values=[*shown, ("lr", learning_rate)])
         if current % train.checkpoint_every == 0 or current == train.steps:
             path = save(current)
             logging.info("Saved checkpoint %s.", path)

@@ -30,6 +30,10 @@ def test_quickstart_trains_exports_and_streams(tmp_path):
     summary = json.loads((model_dir / "quickstart_summary.json").read_text())
     assert summary["tflite_vs_keras_max_logit_error"] < TFLITE_VS_KERAS_ATOL
     assert set(summary["eval"]) == {"clip", "stream"}
+    # The learning curve (cross-entropy and L2 term apart) is a PNG in model_dir.
+    with open(summary["learning_curve"], "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert os.path.dirname(summary["learning_curve"]) == str(model_dir)
     # The exported file is a working single-frame streaming model with its labels.
     streamer = TFLiteStreamer(summary["tflite"])
     assert len(streamer.labels) == 10

@@ -181,11 +181,37 @@ def test_bad_arguments_raise():
 
 
 @pytest.mark.slow
-def test_inside_tf_function_equals_eager(model, video, one_subclip):
-    step = tf.function(
-        lambda v, y: subclips.subclip_loss_and_grads(model, v, y, loss_fn, 2, training=True))
+@pytest.mark.parametrize("num_subclips", [2, 3])
+def test_inside_tf_function_equals_eager(model, video, one_subclip, num_subclips):
+    # 3 sub-clips of 3, 3 and 2 frames: the loop runs on clips of unknown length.
+    step = tf.function(lambda v, y: subclips.subclip_loss_and_grads(
+        model, v, y, loss_fn, num_subclips, training=True))
     loss, logits, grads = step(tf.constant(video), tf.constant(LABELS))
     np.testing.assert_allclose(float(loss), one_subclip[0], atol=1e-5, rtol=0)
     np.testing.assert_allclose(logits.numpy(), one_subclip[1], atol=1e-5, rtol=0)
     _assert_grads_equal([g.numpy() for g in grads], [g.numpy() for g in one_subclip[2]],
-                        model.trainable_variables, "tf.function n=2 vs n=1")
+                        model.trainable_variables, f"tf.function n={num_subclips} vs n=1")
+
+
+def _traced_nodes(model, video, num_subclips):
+    """Nodes of the traced step, counting those inside loop bodies and branches."""
+    step = tf.function(lambda v, y: subclips.subclip_loss_and_grads(
+        model, v, y, loss_fn, num_subclips, training=True)[2])
+    graph_def = step.get_concrete_function(tf.constant(video), tf.constant(LABELS)) \
+        .graph.as_graph_def()
+    ops = [node.op for node in graph_def.node]
+    for function in graph_def.library.function:
+        ops += [node.op for node in function.node_def]
+    return ops
+
+
+@pytest.mark.slow
+def test_traced_graph_does_not_grow_with_the_number_of_subclips(model):
+    # Traced, not run: a structural check. Unrolling the sub-clips in Python would
+    # give about 4x the convolutions for n=8 than for n=2. (16 frames, so that no
+    # sub-clip is a single frame, which takes other code paths in the layers.)
+    video = random_video((2, 16, 32, 32, 3), seed=6)
+    two, eight = _traced_nodes(model, video, 2), _traced_nodes(model, video, 8)
+    assert len(eight) == len(two)
+    convolutions = sorted(op for op in two if "Conv" in op)
+    assert convolutions and convolutions == sorted(op for op in eight if "Conv" in op)

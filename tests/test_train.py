@@ -257,3 +257,28 @@ def test_multi_worker_two_local_workers_end_with_the_same_weights(cache, tmp_pat
         np.testing.assert_allclose(chief[key], worker[key], rtol=1e-6, atol=1e-7, err_msg=key)
         compared += 1
     assert compared > 100
+
+
+def test_loss_is_reported_as_cross_entropy_plus_regularization(cache, tmp_path):
+    # One step with a zero learning rate: the checkpoint holds the weights the loss saw.
+    _run(tmp_path, cache, "train.steps=1", "train.log_every=1", "train.warmup_steps=0",
+         "train.base_learning_rate=0.0", "train.l2_weight_decay=0.01")
+    logged = {}
+    for name in os.listdir(tmp_path / "train"):
+        for event in tf.compat.v1.train.summary_iterator(str(tmp_path / "train" / name)):
+            for value in event.summary.value:
+                logged[value.tag] = float(tf.make_ndarray(value.tensor))
+    cfg = config.load_config("tiny", ["train.l2_weight_decay=0.01"])
+    model = train.build_model(cfg)
+    model(tf.zeros((1, cfg.data.num_frames, cfg.data.image_size, cfg.data.image_size, 3)))
+    tf.train.Checkpoint(model=train.weights_by_name(model)).read(
+        tf.train.latest_checkpoint(str(tmp_path))).expect_partial()
+    # The L2 term, recomputed from the saved weights.
+    expected_l2 = float(tf.add_n(model.losses))
+    assert expected_l2 > 0.01
+    np.testing.assert_allclose(logged["train/regularization"], expected_l2, rtol=1e-5)
+    # Random weights with a small classifier: cross-entropy near ln(10), label smoothing or not.
+    assert abs(logged["train/cross_entropy"] - np.log(10)) < 0.15
+    np.testing.assert_allclose(logged["train/loss"],
+                               logged["train/cross_entropy"] + logged["train/regularization"],
+                               rtol=1e-6)

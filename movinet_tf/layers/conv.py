@@ -118,7 +118,10 @@ def _conv_time(x, kernel, strides_hw, depthwise, num_out_frames):
         return _conv_frames(x, kernel, strides_hw, depthwise)
     pointwise_in_space = kernel.shape[1] == 1 and kernel.shape[2] == 1
     unstrided = tuple(strides_hw) == (1, 1)
-    if depthwise and pointwise_in_space and unstrided and num_out_frames != 1:
+    # `num_out_frames` is a tensor for clips of unknown length (a traced loop over
+    # sub-clips): it cannot be compared in Python, and is then taken to be > 1.
+    single_frame = isinstance(num_out_frames, int) and num_out_frames == 1
+    if depthwise and pointwise_in_space and unstrided and not single_frame:
         # A (kt, 1, 1) depthwise conv over many frames: one depthwise conv over
         # [B, T, H*W, C] beats kt shifted copies. (For one frame, the weighted
         # sum below is cheaper and converts to a few TFLite MUL/ADD ops.)
