@@ -92,6 +92,10 @@ class TFLiteStreamer:
     Args:
         model_path: the .tflite file.
         num_threads: CPU threads for LiteRT (XNNPACK).
+        use_frame_signatures: for an ensemble file whose manifest lists
+            ``frame_signatures``, run frame t through signature t mod N (one
+            member's cost); False runs ``serving_default`` (both members behind
+            IF ops), which gives the same logits.
 
     Attributes:
         image_shape: the `image` input shape, [1, 1, H, W, 3] or [1, H, W, 3].
@@ -109,7 +113,7 @@ class TFLiteStreamer:
             logits = streamer.step(frame)        # [num_classes]
     """
 
-    def __init__(self, model_path, num_threads=1):
+    def __init__(self, model_path, num_threads=1, use_frame_signatures=True):
         model_path = os.fspath(model_path)
         if not os.path.isfile(model_path):
             raise FileNotFoundError(f"TFLite model {model_path!r} does not exist.")
@@ -144,6 +148,12 @@ class TFLiteStreamer:
             with open(manifest_path, encoding="utf-8") as f:
                 self.manifest = json.load(f)
         self.contract = self._read_contract(details["image"])
+        # An ensemble file lists one signature per member (``frame_signatures``): frame t
+        # runs signature t mod N, one member's cost, instead of serving_default's IF ops.
+        entries = (self.manifest or {}).get("frame_signatures") or []
+        self.frame_runners = [
+            (self.interpreter.get_signature_runner(entry["signature"]), entry["input_states"])
+            for entry in entries] if use_frame_signatures else []
         self._image_dtype = np.dtype(details["image"]["dtype"])
         logits_detail = self.runner.get_output_details()["logits"]
         self._logits_quantization = (None if np.dtype(logits_detail["dtype"]) == np.float32
@@ -170,6 +180,7 @@ class TFLiteStreamer:
         """Starts a new stream (zero states)."""
         self.states = {name: np.zeros(d["shape"], d["dtype"])
                        for name, d in self._input_details.items() if name != "image"}
+        self.frame_index = 0
 
     def model_input(self, frame):
         """One frame -> the array the model's image tensor takes (checked, scaled, quantized).
@@ -215,9 +226,15 @@ class TFLiteStreamer:
 
     def step(self, frame):
         """Feeds one frame (see `model_input`); returns float32 logits [num_classes]."""
-        outputs = self.runner(image=self.model_input(frame), **self.states)
+        image = self.model_input(frame)
+        if self.frame_runners:
+            runner, names = self.frame_runners[self.frame_index % len(self.frame_runners)]
+            outputs = runner(image=image, **{name: self.states[name] for name in names})
+        else:
+            outputs = self.runner(image=image, **self.states)
         logits = np.asarray(outputs.pop("logits")).reshape(-1)
-        self.states = outputs
+        self.states.update(outputs)   # A member's signature returns only what it changes.
+        self.frame_index += 1
         if self._logits_quantization is not None:   # An integer output: back to real logits.
             scale, zero_point = self._logits_quantization
             return (logits.astype(np.float32) - zero_point) * np.float32(scale)

@@ -53,8 +53,13 @@ def _keras_stream(model, clip):
 def test_tflite_ensemble_equals_keras_ensemble_frame_by_frame(ensemble, clip, exported):
     expected = _keras_stream(ensemble, clip)
     assert np.abs(expected).max() > 1.0
-    got = TFLiteStreamer(exported.model_path).run(clip[0])
+    streamer = TFLiteStreamer(exported.model_path)
+    assert len(streamer.frame_runners) == 2   # frame t runs frame_mod_<t mod 2>
+    got = streamer.run(clip[0])
     np.testing.assert_allclose(got, expected, atol=ATOL, rtol=0)
+    # serving_default (both members behind IF ops) gives the same stream.
+    through_if = TFLiteStreamer(exported.model_path, use_frame_signatures=False).run(clip[0])
+    np.testing.assert_allclose(through_if, expected, atol=ATOL, rtol=0)
     # After the last frame: the clip-mode ensemble (even frames to member 0, odd to member 1).
     np.testing.assert_allclose(got[-1], ensemble(clip).numpy()[0], atol=ATOL, rtol=0)
     # Frame 0 is member 0's alone; from frame 1 on, the average of both.
