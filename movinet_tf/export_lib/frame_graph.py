@@ -36,7 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from movinet_tf.layers.activations import get_activation
-from movinet_tf.layers.attention import _angles
+from movinet_tf.layers.attention import sinusoid_angles
 
 LAYOUTS = ("published", "gpu")
 
@@ -261,7 +261,7 @@ class _SqueezeExcitationPlan:
         self.pos_encoding = None
         if se.pos_encoding is not None:
             pe = se.pos_encoding
-            sin_angles, cos_angles = _angles(pe.channels, pe.max_timescale)
+            sin_angles, cos_angles = sinusoid_angles(pe.channels, pe.max_timescale)
             self.pos_angles = np.concatenate([sin_angles, cos_angles]).astype(np.float32)
             self.pos_is_cos = np.concatenate(
                 [np.zeros(len(sin_angles)), np.ones(len(cos_angles))]).astype(bool)

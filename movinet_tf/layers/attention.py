@@ -25,7 +25,7 @@ def se_hidden_filters(in_filters, se_type, se_ratio=0.25):
     return make_divisible(se_ratio * in_filters * multiplier, 8)
 
 
-def _angles(channels, max_timescale):
+def sinusoid_angles(channels, max_timescale):
     """Inverse wavelengths, one per (sin, cos) channel pair: [C/2] each half."""
     index = np.arange(channels) // 2
     angles = 1.0 / np.power(float(max_timescale), 2.0 * index / channels)
@@ -73,7 +73,7 @@ class PositionalEncoding(keras.layers.Layer):
         num_frames = dims(inputs)[1]
         positions = tf.cast(tf.range(num_frames) + tf.reshape(count, []), inputs.dtype)
         positions = tf.reshape(positions, [-1, 1])
-        sin_angles, cos_angles = _angles(self.channels, self.max_timescale)
+        sin_angles, cos_angles = sinusoid_angles(self.channels, self.max_timescale)
         encoding = tf.concat([tf.sin(positions * tf.constant(sin_angles, inputs.dtype)),
                               tf.cos(positions * tf.constant(cos_angles, inputs.dtype))], axis=-1)
         encoding = tf.reshape(encoding, [1, -1, 1, 1, self.channels])
