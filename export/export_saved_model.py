@@ -57,13 +57,9 @@ def main(argv):
                                    num_classes=FLAGS.num_classes, image_size=FLAGS.image_size,
                                    allow_config_change=FLAGS.allow_config_change)
     labels = tflite_model.read_labels(FLAGS.labels) if FLAGS.labels else loaded.labels
-    contract = loaded.contract
     if FLAGS.frame_rate is not None:
-        if loaded.config is not None:
-            raise app.UsageError("--frame_rate is for exports without --config; the config gives "
-                                 f"{contract.frame_rate:g} fps (data.video_fps / "
-                                 "data.temporal_stride).")
-        contract = contract.with_frame_rate(FLAGS.frame_rate)
+        loaded.set_frame_rate(FLAGS.frame_rate)
+    contract = loaded.contract
     path = export_lib.export_saved_model(loaded.model, FLAGS.output, labels=labels,
                                          top_k=FLAGS.top_k, overwrite=FLAGS.overwrite,
                                          image_size=loaded.image_size,

@@ -79,13 +79,9 @@ def main(argv):
                                    num_classes=FLAGS.num_classes, image_size=FLAGS.image_size,
                                    allow_config_change=FLAGS.allow_config_change)
     labels = tflite_model.read_labels(FLAGS.labels) if FLAGS.labels else loaded.labels
-    contract = loaded.contract
     if FLAGS.frame_rate is not None:
-        if loaded.config is not None:
-            raise app.UsageError("--frame_rate is for exports without --config; the config gives "
-                                 f"{contract.frame_rate:g} fps (data.video_fps / "
-                                 "data.temporal_stride).")
-        contract = contract.with_frame_rate(FLAGS.frame_rate)
+        loaded.set_frame_rate(FLAGS.frame_rate)
+    contract = loaded.contract
     size = loaded.image_size
     calibration = evaluation = None
     if FLAGS.quantize != "none":

@@ -55,6 +55,15 @@ class LoadedModel:
         # Exports of this model find it there when not given one explicitly.
         self.model.input_contract = self.contract
 
+    def set_frame_rate(self, frame_rate):
+        """States the frame rate of weights that come without a config (--frame_rate)."""
+        if self.config is not None:
+            raise ValueError("--frame_rate is for exports without --config; the config gives "
+                             f"{self.contract.frame_rate:g} fps (data.video_fps / "
+                             "data.temporal_stride).")
+        self.contract = self.contract.with_frame_rate(frame_rate)
+        self.model.input_contract = self.contract
+
 
 def restore_weights(model, checkpoint):
     """Restores a training checkpoint's weights into `model`; every weight must match."""

@@ -120,6 +120,10 @@ CASES = [
      lambda run, tmp, videos: [TFLITE, "--checkpoint", _run_without_checkpoint(run, tmp),
                                "--output", tmp / "m.tflite"],
      "is a folder without a checkpoint"),
+    ("tflite_frame_rate_beside_a_config",
+     lambda run, tmp, videos: [TFLITE, "--checkpoint", run, "--output", tmp / "m.tflite",
+                               "--frame_rate", "5"],
+     "--frame_rate is for exports without --config"),
 ]
 
 

@@ -51,3 +51,14 @@ def test_bad_contracts_are_refused(changes, message):
 def test_video_fps_is_range_checked(value):
     with pytest.raises(ValueError, match="data.video_fps"):
         validate_config(dataclasses.replace(DataConfig(), video_fps=value))
+
+
+def test_frame_rate_of_weights_without_a_config_is_stated_not_guessed():
+    from movinet_tf.export_lib import load_model
+    loaded = load_model(model_id="a0", num_classes=3, image_size=32)
+    assert loaded.contract.frame_rate is None          # random weights: unknown, not a default
+    loaded.set_frame_rate(5.0)
+    assert loaded.contract.frame_rate == 5.0
+    assert loaded.model.input_contract is loaded.contract   # what the exporters read
+    with pytest.raises(ValueError, match="frame_rate"):
+        loaded.set_frame_rate(-1.0)
