@@ -9,7 +9,7 @@ Public API::
 The names below load on first use, so that ``import movinet_tf.cli`` or the
 TFLite streaming path never pays for (or needs) TensorFlow.
 """
-import importlib
+from movinet_tf import lazy
 
 __version__ = "0.1.0"
 
@@ -22,16 +22,4 @@ _PUBLIC = {
     "count_flops": "movinet_tf.models.flops",
     "load_official_checkpoint": "movinet_tf.models.official_checkpoint",
 }
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'movinet_tf' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy.attach(__name__, _PUBLIC)

@@ -13,7 +13,7 @@ The names load on first use: the frame source, the contract and the config
 (`frames`, `contract`, `config`, `video_io`) need OpenCV and numpy only, so the
 TFLite streaming path never imports TensorFlow.
 """
-import importlib
+from movinet_tf import lazy
 
 _PUBLIC = {
     "BUILTIN_CLASS_NAMES": ("movinet_tf.data.builtin", "CLASS_NAMES"),
@@ -38,17 +38,4 @@ _PUBLIC = {
     "read_video": ("movinet_tf.data.video_io", None),
     "write_video": ("movinet_tf.data.video_io", None),
 }
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        module, attribute = _PUBLIC[name]
-        value = getattr(importlib.import_module(module), attribute or name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'movinet_tf.data' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy.attach(__name__, _PUBLIC)

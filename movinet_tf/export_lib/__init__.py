@@ -10,7 +10,7 @@ Example:
 The names load on first use, so that ``from movinet_tf.export_lib import
 TFLiteStreamer`` runs on LiteRT alone and never imports TensorFlow.
 """
-import importlib
+from movinet_tf import lazy
 
 _PUBLIC = {
     "FrameGraph": "movinet_tf.export_lib.frame_graph",
@@ -25,16 +25,4 @@ _PUBLIC = {
     "TFLiteStreamer": "movinet_tf.export_lib.tflite_model",
     "op_counts": "movinet_tf.export_lib.tflite_model",
 }
-__all__ = sorted(_PUBLIC)
-
-
-def __getattr__(name):
-    if name in _PUBLIC:
-        value = getattr(importlib.import_module(_PUBLIC[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'movinet_tf.export_lib' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__, __all__ = lazy.attach(__name__, _PUBLIC)
