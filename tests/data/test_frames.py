@@ -10,7 +10,7 @@ from movinet_tf.data import render_clip, write_video
 from movinet_tf.data import frames as frames_lib
 from movinet_tf.data import video_io
 
-from tests.data.video_helpers import read_indices, write_index_video
+from tests.data.video_helpers import read_indices, write_index_video, write_long_mjpeg
 
 
 def test_opencv_preprocessing_matches_the_evaluation_within_1_5_over_255(tmp_path):
@@ -48,11 +48,7 @@ def test_resampling_drops_frames_and_reports_the_rate(tmp_path):
 def test_a_long_video_never_holds_more_than_a_few_frames(tmp_path):
     path = str(tmp_path / "long.avi")
     height, width, num_frames = 120, 160, 600
-    writer = cv2.VideoWriter(path, cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), 25.0,
-                             (width, height))
-    for i in range(num_frames):
-        writer.write(np.full((height, width, 3), i % 250, np.uint8))
-    writer.release()
+    write_long_mjpeg(path, num_frames, height, width)
     frame_bytes = height * width * 3
     contract = InputContract(image_size=32, min_image_size=32)
     tracemalloc.start()

@@ -63,11 +63,7 @@ def test_a_truncated_video_is_sampled_with_its_real_length(tmp_path):
 def test_reading_a_clip_of_a_long_video_holds_only_its_frames(tmp_path):
     path = str(tmp_path / "long.avi")
     height, width, num_frames = 120, 160, 900
-    writer = cv2.VideoWriter(path, cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"), 25.0,
-                             (width, height))
-    for i in range(num_frames):
-        writer.write(np.full((height, width, 3), i % 250, np.uint8))
-    writer.release()
+    video_helpers.write_long_mjpeg(path, num_frames, height, width)
     indices = np.arange(400, 432, 2)                 # a 16-frame clip in the middle
     tracemalloc.start()
     try:

@@ -1,4 +1,5 @@
 """Test videos whose frames say which source frame they are."""
+import cv2
 import numpy as np
 
 from movinet_tf.data import video_io
@@ -43,3 +44,13 @@ def read_indices(clip):
 def write_index_video(path, num_frames, size=32, fps=25.0):
     video_io.write_video(path, index_frames(num_frames, size), fps)
     return path
+
+
+def write_long_mjpeg(path, num_frames, height=120, width=160, fps=25.0):
+    """A long MJPG .avi whose frame i is filled with i % 250 (cheap to write, exact to decode)."""
+    writer = cv2.VideoWriter(str(path), cv2.CAP_OPENCV_MJPEG, cv2.VideoWriter_fourcc(*"MJPG"),
+                             fps, (width, height))
+    for i in range(num_frames):
+        writer.write(np.full((height, width, 3), i % 250, np.uint8))
+    writer.release()
+    return str(path)
