@@ -2,7 +2,6 @@
 import dataclasses
 import tracemalloc
 
-import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
