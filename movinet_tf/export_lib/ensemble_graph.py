@@ -14,7 +14,7 @@ that calls ``frame_mod_<t mod N>`` for frame t pays one member per frame and
 copies one member's states (the manifest's ``frame_signatures`` lists them).
 
 `EnsembleFrameGraph` has the interface of `FrameGraph` (state names and shapes
-in the "published" and "gpu" layouts, ``__call__``, ``signature_function``),
+in the "published" and "frame" layouts, ``__call__``, ``signature_function``),
 so `export_tflite` and `compare_with_float` take either. The state names are
 the Keras ensemble's: ``ensemble_frame_count``, and per member
 ``member<i>_logits`` plus its own states under the ``member<i>_`` prefix.
@@ -22,8 +22,8 @@ the Keras ensemble's: ``ensemble_frame_count``, and per member
 import numpy as np
 import tensorflow as tf
 
-from movinet_tf.ensemble import FRAME_COUNT_NAME, member_prefix
-from movinet_tf.export_lib.frame_graph import LAYOUTS, FrameGraph
+from movinet_tf.ensemble import FRAME_COUNT_NAME, TemporalEnsemble, member_prefix
+from movinet_tf.export_lib.frame_graph import FrameGraph, check_layout
 
 
 class EnsembleFrameGraph:
@@ -53,8 +53,7 @@ class EnsembleFrameGraph:
         return names
 
     def state_shapes(self, layout="published"):
-        if layout not in LAYOUTS:
-            raise ValueError(f"Unknown state layout {layout!r}; expected one of {LAYOUTS}.")
+        layout = check_layout(layout)
         shapes = {FRAME_COUNT_NAME: ((1,), tf.int32)}
         for index, member in enumerate(self.members):
             prefix = member_prefix(index)
@@ -66,7 +65,7 @@ class EnsembleFrameGraph:
     def image_shape(self, layout="published"):
         return self.members[0].image_shape(layout)
 
-    def init_states(self, layout="gpu"):
+    def init_states(self, layout="frame"):
         return {name: np.zeros(shape, dtype.as_numpy_dtype)
                 for name, (shape, dtype) in self.state_shapes(layout).items()}
 
@@ -140,15 +139,14 @@ class EnsembleFrameGraph:
         """A tf.function for signature `frame_signature_name(index)`: `member_step` with
         ``image`` + `member_state_names(index)` in, ``logits`` +
         ``member_state_names(index, outputs=True)`` out."""
-        if layout not in LAYOUTS:
-            raise ValueError(f"Unknown layout {layout!r}; expected one of {LAYOUTS}.")
+        layout = check_layout(layout)
         names = self.member_state_names(index)
         shapes = self.state_shapes(layout)
         specs = [tf.TensorSpec(self.image_shape(layout), tf.float32, name="image")]
         specs += [tf.TensorSpec(shapes[name][0], shapes[name][1], name=name) for name in names]
 
         def serve(image, *state_values):
-            frame = tf.reshape(image, self.image_shape("gpu")) if layout == "published" else image
+            frame = tf.reshape(image, self.image_shape("frame")) if layout == "published" else image
             logits, new_states = self.member_step(index, frame, dict(zip(names, state_values)))
             return {"logits": logits, **new_states}
 
@@ -156,15 +154,14 @@ class EnsembleFrameGraph:
 
     def signature_function(self, layout="published"):
         """As `FrameGraph.signature_function`: ``image`` + states in, logits + states out."""
-        if layout not in LAYOUTS:
-            raise ValueError(f"Unknown layout {layout!r}; expected one of {LAYOUTS}.")
+        layout = check_layout(layout)
         names = self.state_names
         shapes = self.state_shapes(layout)
         specs = [tf.TensorSpec(self.image_shape(layout), tf.float32, name="image")]
         specs += [tf.TensorSpec(shapes[name][0], shapes[name][1], name=name) for name in names]
 
         def serve(image, *state_values):
-            frame = tf.reshape(image, self.image_shape("gpu")) if layout == "published" else image
+            frame = tf.reshape(image, self.image_shape("frame")) if layout == "published" else image
             logits, new_states = self(frame, dict(zip(names, state_values)))
             return {"logits": logits, **{name: new_states[name] for name in names}}
 
@@ -178,7 +175,6 @@ def frame_signature_name(index):
 
 def make_frame_graph(model, image_size):
     """`EnsembleFrameGraph` for a `TemporalEnsemble`, else `FrameGraph`."""
-    from movinet_tf.ensemble import TemporalEnsemble
     if isinstance(model, TemporalEnsemble):
         return EnsembleFrameGraph(model, image_size)
     return FrameGraph(model, image_size)

@@ -120,7 +120,7 @@ def calibration_samples(graph, videos, layout, samples_per_video=4, seed=0):
     Args:
         graph: a `FrameGraph`.
         videos: float32 [T, H, W, 3] clips at the graph's image size.
-        layout: 'published' or 'gpu'.
+        layout: 'published' or 'frame'.
     """
     step = tf.function(graph.__call__, autograph=False, reduce_retracing=True)
     published = graph.state_shapes("published")
@@ -129,7 +129,7 @@ def calibration_samples(graph, videos, layout, samples_per_video=4, seed=0):
         video = _as_float_video(video, graph.image_size, f"calibration video {index}")
         frames = len(video)
         picks = {0} | set(rng.integers(1, max(frames, 2), size=samples_per_video - 1).tolist())
-        states = graph.init_states("gpu")
+        states = graph.init_states("frame")
         for t in range(frames):
             if t in picks:
                 sample = {"image": video[t].reshape(graph.image_shape(layout))}
@@ -395,7 +395,7 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
     if contract is None and getattr(model, "input_contract", None) is not None:
         # A model from `load_model` carries its training contract.
         contract = model.input_contract.at_image_size(graph.image_size)
-    layout = "gpu" if gpu_compatible_states else "published"
+    layout = "frame" if gpu_compatible_states else "published"
     logging.info("Converting %s to TFLite (%s, %s states, %dx%d).", model.name, quantize, layout,
                  *graph.image_size)
     content = _convert(graph, layout, quantize, calibration_videos)
@@ -487,7 +487,7 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
             video = ((quantized.astype(np.float32) - zero_point) * scale).astype(np.float32)
         else:
             quantized = video
-        states = graph.init_states("gpu")
+        states = graph.init_states("frame")
         tflite_states = {name: np.zeros(d["shape"], d["dtype"]) for name, d in details.items()
                          if name != "image"}
         for frame, frame_in in zip(video, quantized):

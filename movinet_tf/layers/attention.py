@@ -1,11 +1,12 @@
 """Squeeze-excitation for video, causal and streamable, with positional encoding."""
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from movinet_tf.layers import states as states_lib
-from movinet_tf.layers.conv import CausalConv3D, dims
+from movinet_tf.layers import ops
+from movinet_tf.layers.conv import CausalConv3D
+from movinet_tf.layers.ops import dims
 from movinet_tf.layers.pooling import CumulativeGlobalAveragePooling3D
 
 SE_TYPES = ("3d", "2d", "2plus3d", "none")
@@ -23,13 +24,6 @@ def se_hidden_filters(in_filters, se_type, se_ratio=0.25):
     """Width of the SE bottleneck for `in_filters` channels."""
     multiplier = 2 if se_type == "2plus3d" else 1
     return make_divisible(se_ratio * in_filters * multiplier, 8)
-
-
-def sinusoid_angles(channels, max_timescale):
-    """Inverse wavelengths, one per (sin, cos) channel pair: [C/2] each half."""
-    index = np.arange(channels) // 2
-    angles = 1.0 / np.power(float(max_timescale), 2.0 * index / channels)
-    return angles[0::2], angles[1::2]
 
 
 @keras.saving.register_keras_serializable(package="movinet_tf")
@@ -73,13 +67,31 @@ class PositionalEncoding(keras.layers.Layer):
         num_frames = dims(inputs)[1]
         positions = tf.cast(tf.range(num_frames) + tf.reshape(count, []), inputs.dtype)
         positions = tf.reshape(positions, [-1, 1])
-        sin_angles, cos_angles = sinusoid_angles(self.channels, self.max_timescale)
-        encoding = tf.concat([tf.sin(positions * tf.constant(sin_angles, inputs.dtype)),
-                              tf.cos(positions * tf.constant(cos_angles, inputs.dtype))], axis=-1)
+        encoding = ops.sinusoid_encoding(positions, self.channels, self.max_timescale)
         encoding = tf.reshape(encoding, [1, -1, 1, 1, self.channels])
         outputs = inputs + tf.cast(self.scale, inputs.dtype) * encoding
         new_count = count + tf.cast(num_frames, states_lib.FRAME_COUNT_DTYPE)
         return outputs, {self.count_name: new_count}
+
+    def frame_step(self):
+        """This layer in inference for one frame.
+
+        Returns:
+            A callable (pooled [1, 1, 1, C], states) -> (outputs, new_states), its
+            ops under `ops.FLOAT_SCOPE` (kept in float32 by an int8 export).
+        """
+        channels, max_timescale, count_name = self.channels, self.max_timescale, self.count_name
+        scale = float(self.scale.numpy())
+
+        def step(pooled, states):
+            count = states[count_name]
+            with tf.name_scope(ops.FLOAT_SCOPE):
+                position = tf.cast(count, tf.float32)  # [1]
+                encoding = ops.sinusoid_encoding(position, channels, max_timescale)  # [C]
+                pooled = pooled + tf.reshape(encoding * scale, [1, 1, 1, -1])
+            return pooled, {count_name: count + 1}
+
+        return step
 
     def state_dims(self, input_shape=None, dtype=tf.float32):
         """The frame count (for any input): dict name -> StateDims."""
@@ -190,6 +202,10 @@ class SqueezeExcitation(keras.layers.Layer):
         gate, _ = self.se_expand(hidden)
         return gate * inputs, new_states
 
+    def frame_step(self):
+        """This layer in inference for one frame: a `SqueezeExcitationStep`."""
+        return SqueezeExcitationStep(self)
+
     def state_dims(self, input_shape, dtype=tf.float32):
         """States for an input [B, T, H, W, C]: dict name -> StateDims."""
         dims_by_name = {}
@@ -212,3 +228,33 @@ class SqueezeExcitation(keras.layers.Layer):
                       kernel_l2=self.kernel_l2,
                       state_prefix=self.state_prefix)
         return config
+
+
+class SqueezeExcitationStep:
+    """A causal `SqueezeExcitation` in inference for one frame of batch 1.
+
+    Call: (x [1, H, W, C], states) -> (x * gate, new_states).
+    """
+
+    def __init__(self, se):
+        self.se_type = se.se_type
+        self.pool = se.pool.frame_step() if se.pool is not None else None
+        self.pos_encoding = se.pos_encoding.frame_step() if se.pos_encoding is not None else None
+        self.reduce = se.se_reduce.frame_step()
+        self.expand = se.se_expand.frame_step()
+
+    def __call__(self, x, states):
+        new_states = {}
+        frame_mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)  # [1, 1, 1, C]
+        pooled = frame_mean
+        if self.pool is not None:
+            pooled, pool_states = self.pool(frame_mean, states)
+            new_states.update(pool_states)
+            if self.se_type == "2plus3d":
+                pooled = tf.concat([pooled, frame_mean], axis=-1)
+        if self.pos_encoding is not None:
+            pooled, pe_states = self.pos_encoding(pooled, states)
+            new_states.update(pe_states)
+        hidden, _ = self.reduce(pooled)
+        gate, _ = self.expand(hidden)
+        return x * gate, new_states

@@ -4,7 +4,8 @@ import tensorflow as tf
 
 from movinet_tf.layers import states as states_lib
 from movinet_tf.layers.attention import SqueezeExcitation
-from movinet_tf.layers.conv import CausalConv3D, dims
+from movinet_tf.layers import ops
+from movinet_tf.layers.conv import CausalConv3D
 
 
 @keras.saving.register_keras_serializable(package="movinet_tf")
@@ -92,12 +93,25 @@ class SkipBlock(keras.layers.Layer):
     def call(self, inputs, training=None):
         x = inputs
         if self.strides[1:] != (1, 1):
-            shape = dims(x)
-            frames = tf.reshape(x, [-1] + shape[2:])
-            pooled = tf.nn.avg_pool2d(frames, (3, 3), self.strides[1:], "SAME")
-            x = tf.reshape(pooled, shape[:2] + dims(pooled)[1:])
+            x = ops.average_pool_3x3(x, self.strides[1:])
         x, _ = self.projection(x, training=training)
         return x
+
+    def frame_step(self):
+        """This layer in inference for one frame: [1, H, W, Cin] -> [1, H', W', filters].
+
+        The pool is `ops.window_mean_3x3` (XNNPACK runs it in int8), the
+        projection a `CausalConv3D.frame_step` with its BatchNorm folded in.
+        """
+        strides = self.strides[1:]
+        projection = self.projection.frame_step()
+
+        def step(x):
+            if strides != (1, 1):
+                x = ops.window_mean_3x3(x, strides)
+            return projection(x)[0]
+
+        return step
 
     def get_config(self):
         config = super().get_config()
@@ -201,6 +215,10 @@ class MovinetBlock(keras.layers.Layer):
         shortcut = inputs if self.skip is None else self.skip(inputs, training=training)
         return x + shortcut, new_states
 
+    def frame_step(self):
+        """This block in inference for one frame: a `MovinetBlockStep`."""
+        return MovinetBlockStep(self)
+
     def output_dims(self, input_shape):
         """The output [B, T, H', W', out_filters] for an input [B, T, H, W, in_filters]."""
         expanded = list(input_shape[:4]) + [self.expand_filters]
@@ -231,6 +249,36 @@ class MovinetBlock(keras.layers.Layer):
             batch_norm_epsilon=self.batch_norm_epsilon, kernel_l2=self.kernel_l2,
             state_prefix=self.state_prefix)
         return config
+
+
+class MovinetBlockStep:
+    """A causal `MovinetBlock` in inference for one frame of batch 1.
+
+    Each conv has its BatchNorm folded in, and the ReZero scale is folded into
+    the projection; stochastic depth is the identity.
+
+    Call: (x [1, H, W, in_filters], states) -> ([1, H', W', out_filters], new_states).
+    """
+
+    def __init__(self, block):
+        self.expansion = block.expansion.frame_step()
+        self.feature = block.feature.frame_step()
+        self.se = block.se.frame_step() if block.se is not None else None
+        self.projection = block.projection.frame_step(
+            output_scale=float(block.rezero.scale.numpy()))
+        self.skip = block.skip.frame_step() if block.skip is not None else None
+
+    def __call__(self, inputs, states):
+        new_states = {}
+        x, _ = self.expansion(inputs)
+        x, feature_states = self.feature(x, states)
+        new_states.update(feature_states)
+        if self.se is not None:
+            x, se_states = self.se(x, states)
+            new_states.update(se_states)
+        x, _ = self.projection(x)
+        shortcut = inputs if self.skip is None else self.skip(inputs)
+        return x + shortcut, new_states
 
 
 @keras.saving.register_keras_serializable(package="movinet_tf")
@@ -284,6 +332,17 @@ class ClassifierHead(keras.layers.Layer):
         x, _ = self.classifier(x)
         logits = tf.reshape(x, [-1, self.num_classes])
         return tf.cast(logits, tf.float32)
+
+    def frame_step(self):
+        """This head in inference: pooled [1, 1, 1, C] -> logits [1, num_classes]."""
+        hidden, classifier = self.hidden.frame_step(), self.classifier.frame_step()
+        num_classes = self.num_classes
+
+        def step(pooled):
+            logits, _ = classifier(hidden(pooled)[0])
+            return tf.reshape(logits, [1, num_classes])
+
+        return step
 
     def get_config(self):
         config = super().get_config()

@@ -21,11 +21,14 @@ temporal kernel is a sum over its taps, so depthwise 3D convolutions need no XLA
 on CPU and every op converts to a TFLite builtin.
 """
 import keras
+import numpy as np
 import tensorflow as tf
 
+from movinet_tf.layers import ops
 from movinet_tf.layers import states as states_lib
 from movinet_tf.layers.activations import get_activation
 from movinet_tf.layers.norm import BatchNorm
+from movinet_tf.layers.ops import dims
 
 CONV_TYPES = ("3d", "2plus1d", "3d_2plus1d")
 
@@ -37,108 +40,6 @@ def _triple(value, name):
     if len(value) != 3:
         raise ValueError(f"{name} must be an int or 3 ints (t, h, w), got {value}.")
     return value
-
-
-def dims(x):
-    """The shape of `x` as a list: Python ints where static, scalar tensors elsewhere."""
-    static = x.shape.as_list()
-    if None not in static:
-        return static
-    dynamic = tf.shape(x)
-    return [d if d is not None else dynamic[i] for i, d in enumerate(static)]
-
-
-# Active multiply-add counters (see models/flops.py); each is a list to append to.
-_MAC_COUNTERS = []
-
-
-def _count_macs(outputs, kernel, depthwise):
-    """Adds the multiply-adds of a conv producing `outputs` to active counters."""
-    if not _MAC_COUNTERS:
-        return
-    if not outputs.shape.is_fully_defined():
-        raise ValueError("count_flops needs a fully defined input shape; got an output of "
-                         f"shape {outputs.shape}.")
-    taps = kernel.shape[0] * kernel.shape[1] * kernel.shape[2]
-    per_output = taps * (1 if depthwise else kernel.shape[3])
-    kind = "depthwise" if depthwise else "conv"
-    for counter in _MAC_COUNTERS:
-        counter.append((kind, outputs.shape.num_elements() * per_output))
-
-
-def _conv_frames(x, kernel, strides_hw, depthwise):
-    """Applies a (1, kh, kw) kernel to every frame.
-
-    Args:
-        x: [B, T, H, W, Cin].
-        kernel: [1, kh, kw, Cin or 1, Cout].
-        strides_hw: (sh, sw).
-        depthwise: whether the kernel is depthwise (Cin == Cout, one filter each).
-
-    Returns:
-        [B, T, H', W', Cout].
-    """
-    kh, kw = kernel.shape[1], kernel.shape[2]
-    cout = kernel.shape[-1]
-    if kh == 1 and kw == 1 and strides_hw == (1, 1):
-        if depthwise:
-            out = x * tf.reshape(kernel, [cout])
-        else:
-            out = tf.tensordot(x, tf.reshape(kernel, [-1, cout]), axes=1)
-        _count_macs(out, kernel, depthwise)
-        return out
-    shape = dims(x)
-    frames = tf.reshape(x, [-1] + shape[2:])
-    strides = [1, strides_hw[0], strides_hw[1], 1]
-    if depthwise:
-        # [1, kh, kw, 1, C] -> [kh, kw, C, 1]: the same memory order.
-        filters = tf.reshape(kernel, [kh, kw, cout, 1])
-        out = tf.nn.depthwise_conv2d(frames, filters, strides, "SAME")
-    else:
-        filters = tf.reshape(kernel, [kh, kw, kernel.shape[3], cout])
-        out = tf.nn.conv2d(frames, filters, strides, "SAME")
-    out = tf.reshape(out, shape[:2] + dims(out)[1:])
-    _count_macs(out, kernel, depthwise)
-    return out
-
-
-def _conv_time(x, kernel, strides_hw, depthwise, num_out_frames):
-    """Valid-in-time convolution as a sum over the kernel's temporal taps.
-
-    Args:
-        x: [B, T_out + kt - 1, H, W, Cin], already padded in time.
-        kernel: [kt, kh, kw, Cin or 1, Cout].
-        num_out_frames: T_out (a scalar tensor or int).
-
-    Returns:
-        [B, T_out, H', W', Cout].
-    """
-    kt = kernel.shape[0]
-    if kt == 1:
-        return _conv_frames(x, kernel, strides_hw, depthwise)
-    pointwise_in_space = kernel.shape[1] == 1 and kernel.shape[2] == 1
-    unstrided = tuple(strides_hw) == (1, 1)
-    # `num_out_frames` is a tensor for clips of unknown length (a traced loop over
-    # sub-clips): it cannot be compared in Python, and is then taken to be > 1.
-    single_frame = isinstance(num_out_frames, int) and num_out_frames == 1
-    if depthwise and pointwise_in_space and unstrided and not single_frame:
-        # A (kt, 1, 1) depthwise conv over many frames: one depthwise conv over
-        # [B, T, H*W, C] beats kt shifted copies. (For one frame, the weighted
-        # sum below is cheaper and converts to a few TFLite MUL/ADD ops.)
-        shape = dims(x)
-        channels = kernel.shape[-1]
-        flat = tf.reshape(x, [shape[0], shape[1], -1, channels])
-        filters = tf.reshape(kernel, [kt, 1, channels, 1])
-        out = tf.nn.depthwise_conv2d(flat, filters, [1, 1, 1, 1], "VALID")
-        out = tf.reshape(out, [shape[0], -1] + shape[2:])
-        _count_macs(out, kernel, depthwise=True)
-        return out
-    total = None
-    for tap in range(kt):
-        window = x[:, tap:tap + num_out_frames]
-        term = _conv_frames(window, kernel[tap:tap + 1], strides_hw, depthwise)
-        total = term if total is None else total + term
-    return total
 
 
 @keras.saving.register_keras_serializable(package="movinet_tf")
@@ -253,8 +154,7 @@ class CausalConv3D(keras.layers.Layer):
         if kt == 1:
             return x, {}
         if not self.causal:
-            front = (kt - 1) // 2
-            return tf.pad(x, [[0, 0], [front, kt - 1 - front], [0, 0], [0, 0], [0, 0]]), {}
+            return ops.pad_time(x, kt, causal=False), {}
         buffer = states_lib.take_state(states, self.buffer_name)
         if buffer is None:
             shape = dims(x)
@@ -267,19 +167,33 @@ class CausalConv3D(keras.layers.Layer):
         num_frames = dims(x)[1]
         sh, sw = self.strides[1:]
         if self.factorized:
-            x = _conv_frames(x, tf.cast(self.kernel, x.dtype), (sh, sw), self.depthwise)
+            x = ops.conv_frames(x, tf.cast(self.kernel, x.dtype), (sh, sw), self.depthwise)
             x = self._norm_act(x, self.bn, training)
             x, new_states = self._pad_time(x, states)
-            x = _conv_time(x, tf.cast(self.temporal_kernel, x.dtype), (1, 1), self.depthwise,
+            x = ops.conv_time(x, tf.cast(self.temporal_kernel, x.dtype), (1, 1), self.depthwise,
                            num_frames)
             bn = self.bn_temporal
         else:
             x, new_states = self._pad_time(x, states)
-            x = _conv_time(x, tf.cast(self.kernel, x.dtype), (sh, sw), self.depthwise, num_frames)
+            x = ops.conv_time(x, tf.cast(self.kernel, x.dtype), (sh, sw), self.depthwise,
+                              num_frames)
             bn = self.bn
         if self.bias is not None:
             x = x + tf.cast(self.bias, x.dtype)
         return self._norm_act(x, bn, training), new_states
+
+    def frame_step(self, output_scale=1.0):
+        """This layer in inference for one frame, with its BatchNorm folded in.
+
+        Args:
+            output_scale: a scalar folded into the last conv (e.g. the ReZero
+                scale that follows a block's projection).
+
+        Returns:
+            A `CausalConvStep`: (x [1, H, W, Cin], states) -> (y [1, H', W', Cout],
+            new_states). The weights are read now: later changes do not reach it.
+        """
+        return CausalConvStep(self, output_scale)
 
     def output_dims(self, input_shape):
         """The output [B, T, H', W', Cout] for an input [B, T, H, W, Cin].
@@ -323,3 +237,109 @@ def _ceil_div(value, divisor):
     if isinstance(value, int):
         return -(-value // divisor)
     return (value + divisor - 1) // divisor
+
+
+def _folded_tap(kernel_tap, depthwise, bn, conv_bias, scale):
+    """(kernel, bias) float64 of one temporal tap [kh, kw, Cin or 1, Cout] with `bn`
+    (or None) and the scalar `scale` folded in; a depthwise kernel as [kh, kw, C, 1]."""
+    kernel = np.asarray(kernel_tap, np.float64)
+    cout = kernel.shape[-1]
+    bias = np.zeros(cout) if conv_bias is None else np.asarray(conv_bias, np.float64)
+    if bn is not None:
+        bn_scale, bn_offset = bn.scale_offset()
+        kernel = kernel * bn_scale
+        bias = bias * bn_scale + bn_offset
+    if depthwise:
+        kernel = kernel.reshape(kernel.shape[0], kernel.shape[1], cout, 1)
+    return kernel * scale, bias * scale
+
+
+class CausalConvStep:
+    """A `CausalConv3D` in inference for one frame of batch 1 (`CausalConv3D.frame_step`).
+
+    Each conv is one 2D op with a fused bias. The stream buffer is
+    ``[kt - 1, H, W, C]`` (the ``"frame"`` layout: buffered frames on the batch
+    axis) or the published ``[1, kt - 1, H, W, C]``, told apart by rank; the
+    new buffer comes back in the layout it came in. For the factorised types
+    the temporal depthwise conv over ``concat(buffer, frame)`` is one
+    DEPTHWISE_CONV_2D of a ``kt x 1`` kernel over ``[1, kt, H*W, C]``.
+
+    Call: (x [1, H, W, Cin], states=None) -> (y [1, H', W', Cout], new_states).
+    """
+
+    def __init__(self, conv, output_scale=1.0):
+        kt = conv.kernel_size[0]
+        if kt > 1 and not conv.causal:
+            raise ValueError(f"Layer {conv.name!r} is not causal; only stream models export "
+                             "to a single-frame graph.")
+        self.kt = kt
+        self.buffer_name = conv.buffer_name
+        self.factorized = conv.factorized
+        self.depthwise = conv.depthwise
+        self.activation = get_activation(conv.activation)
+        strides = conv.strides[1:]
+        kernel = conv.kernel.numpy()
+        bias = conv.bias.numpy() if conv.bias is not None else None
+        scale = float(output_scale)
+        if self.factorized:
+            # Spatial conv (+BN +act), then the temporal conv (+bias +BN +act).
+            spatial = _folded_tap(kernel[0], conv.depthwise, conv.bn, None, 1.0)
+            self.spatial = ops.FrameConv(*spatial, strides, conv.depthwise, self.activation)
+            temporal = conv.temporal_kernel.numpy()  # [kt, 1, 1, in, out]
+            taps, temporal_bias = _folded_tap(temporal[:, 0, 0], False, conv.bn_temporal, bias,
+                                              scale)  # [kt, in, out]
+            self.temporal_bias = np.asarray(temporal_bias, np.float32)
+            if self.depthwise:  # [kt, 1, C] -> a depthwise filter [kt, 1, C, 1].
+                self.taps = np.asarray(taps, np.float32).reshape(kt, 1, taps.shape[-1], 1)
+            else:
+                self.taps = np.asarray(taps, np.float32)[:, None, None]  # [kt, 1, 1, in, out]
+        elif kt > 1:
+            self.spatial = None
+            # One folded conv per tap; the bias and BN offset are added once, by the last tap.
+            self.tap_convs = []
+            for tap in range(kt):
+                last = tap == kt - 1
+                tap_kernel, tap_bias = _folded_tap(kernel[tap], conv.depthwise, conv.bn,
+                                                   bias if last else None, scale)
+                if not last:
+                    tap_bias = np.zeros_like(tap_bias)
+                self.tap_convs.append(ops.FrameConv(tap_kernel, tap_bias, strides,
+                                                    conv.depthwise, get_activation(None)))
+        else:
+            folded = _folded_tap(kernel[0], conv.depthwise, conv.bn, bias, scale)
+            self.spatial = ops.FrameConv(*folded, strides, conv.depthwise, self.activation)
+
+    def _buffered(self, x, states):
+        """(the kt frames [kt, H, W, C], oldest first; the new states)."""
+        buffer = states[self.buffer_name]
+        if buffer.shape.rank == 5:
+            # Published layout [1, kt - 1, H, W, C]: concatenate in 5-D, so the state
+            # needs no reshape (a copy) at the model's boundary.
+            full = tf.concat([buffer, tf.expand_dims(x, 1)], axis=1)  # [1, kt, H, W, C]
+            return (tf.reshape(full, [self.kt] + x.shape.as_list()[1:]),
+                    {self.buffer_name: full[:, 1:]})
+        full = tf.concat([buffer, x], axis=0)  # [kt, H, W, C]
+        return full, {self.buffer_name: full[1:]}
+
+    def __call__(self, x, states=None):
+        if self.kt == 1:
+            return self.spatial(x), {}
+        if self.factorized:
+            x = self.spatial(x)
+        full, new_states = self._buffered(x, states)
+        y = None
+        if self.factorized and self.depthwise:
+            flat = tf.reshape(full, [1, self.kt, -1, x.shape[-1]])
+            y = tf.nn.depthwise_conv2d(flat, self.taps, [1, 1, 1, 1], "VALID")
+            y = tf.reshape(y, tf.shape(x))
+        elif self.factorized:
+            for tap in range(self.kt):
+                term = tf.nn.conv2d(full[tap:tap + 1], self.taps[tap], [1, 1, 1, 1], "SAME")
+                y = term if y is None else y + term
+        else:
+            for tap, conv in enumerate(self.tap_convs):
+                term = conv.linear(full[tap:tap + 1])
+                y = term if y is None else y + term
+        if self.factorized:
+            y = tf.nn.bias_add(y, self.temporal_bias)
+        return self.activation(y), new_states

@@ -12,6 +12,7 @@ The weights, their names and the moving-average update are Keras's, so
 checkpoints are unaffected.
 """
 import keras
+import numpy as np
 import tensorflow as tf
 
 
@@ -23,6 +24,18 @@ class BatchNorm(keras.layers.BatchNormalization):
     used for inputs of rank 4 or 5 normalised over the last axis, without
     renorm, a mask or synchronisation.
     """
+
+    def scale_offset(self):
+        """(scale, offset), float64 numpy [C], with bn(x) == x * scale + offset in inference.
+
+        What a conv before this layer folds in (see `CausalConv3D.frame_step`).
+        """
+        mean = np.asarray(self.moving_mean.numpy(), np.float64)
+        variance = np.asarray(self.moving_variance.numpy(), np.float64)
+        gamma = np.asarray(self.gamma.numpy(), np.float64) if self.scale else np.ones_like(mean)
+        beta = np.asarray(self.beta.numpy(), np.float64) if self.center else np.zeros_like(mean)
+        scale = gamma / np.sqrt(variance + self.epsilon)
+        return scale, beta - mean * scale
 
     def _fusable(self, inputs, mask):
         rank = len(inputs.shape)

@@ -3,7 +3,8 @@ import keras
 import tensorflow as tf
 
 from movinet_tf.layers import states as states_lib
-from movinet_tf.layers.conv import dims
+from movinet_tf.layers import ops
+from movinet_tf.layers.ops import dims
 
 
 @keras.saving.register_keras_serializable(package="movinet_tf")
@@ -63,24 +64,13 @@ class CumulativeGlobalAveragePooling3D(keras.layers.Layer):
         x = inputs
         frame_means = tf.reduce_mean(x, axis=[2, 3], keepdims=True)  # [B, T, 1, 1, C]
         num_frames = dims(x)[1]
-        mean = count = None
+        mean = count = previous = None
         if self.stateful:
             mean = states_lib.take_state(states, self.buffer_name)
             count = states_lib.take_state(states, self.count_name)
-        if self.causal:
-            if isinstance(num_frames, int) and num_frames == 1:
-                sums = frame_means
-            else:
-                sums = tf.cumsum(frame_means, axis=1)
-            seen = tf.reshape(tf.cast(tf.range(1, num_frames + 1), x.dtype), [1, -1, 1, 1, 1])
-        else:
-            sums = tf.reduce_sum(frame_means, axis=1, keepdims=True)
-            seen = tf.cast(tf.reshape(num_frames, [1, 1, 1, 1, 1]), x.dtype)
         if mean is not None:
             previous = states_lib.frame_count_as(count, x.dtype)
-            sums = sums + tf.cast(mean, x.dtype) * previous
-            seen = seen + previous
-        outputs = sums / seen
+        outputs = ops.cumulative_mean(frame_means, self.causal, mean, previous)
         if not self.stateful:
             return outputs, {}
         if count is None:
@@ -90,6 +80,27 @@ class CumulativeGlobalAveragePooling3D(keras.layers.Layer):
             self.count_name: count + tf.cast(num_frames, states_lib.FRAME_COUNT_DTYPE),
         }
         return outputs, new_states
+
+    def frame_step(self):
+        """This pool in inference for one frame (stateful pools only).
+
+        Returns:
+            A callable (frame_mean [1, 1, 1, C], states) -> (mean [1, 1, 1, C],
+            new_states): the mean of every frame so far, by `ops.running_mean_step`
+            (kept in float32 by an int8 export). The buffer may be [1, 1, 1, C]
+            (the ``"frame"`` layout) or the published [1, 1, 1, 1, C].
+        """
+        if not self.stateful:
+            raise ValueError(f"Pool {self.name!r} is not stateful; only stream models export "
+                             "to a single-frame graph.")
+        buffer_name, count_name = self.buffer_name, self.count_name
+
+        def step(frame_mean, states):
+            mean, stored, count = ops.running_mean_step(states[buffer_name], states[count_name],
+                                                        frame_mean)
+            return mean, {buffer_name: stored, count_name: count}
+
+        return step
 
     def state_dims(self, input_shape, dtype=tf.float32):
         """States for an input [B, T, H, W, C]: dict name -> StateDims."""

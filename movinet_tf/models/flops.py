@@ -1,7 +1,7 @@
 """Counting multiply-adds, the unit of the paper's "FLOPs"."""
 import tensorflow as tf
 
-from movinet_tf.layers import conv as conv_lib
+from movinet_tf.layers import ops
 
 
 def count_flops(model, input_shape, by_kind=False):
@@ -33,9 +33,7 @@ def count_flops(model, input_shape, by_kind=False):
     shape = tf.TensorShape(input_shape)
     if shape.rank != 5 or not shape.is_fully_defined():
         raise ValueError(f"count_flops needs a full shape [B, T, H, W, 3], got {input_shape}.")
-    counter = []
-    conv_lib._MAC_COUNTERS.append(counter)
-    try:
+    with ops.count_macs() as macs:
         spec = tf.TensorSpec(shape, tf.float32)
         if getattr(model, "is_stream", False) and shape[1] == 1:
             states = model.state_specs(shape.as_list())
@@ -43,11 +41,4 @@ def count_flops(model, input_shape, by_kind=False):
                 .get_concrete_function(states, spec)
         else:
             tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    finally:
-        conv_lib._MAC_COUNTERS.remove(counter)
-    if by_kind:
-        totals = {"conv": 0, "depthwise": 0}
-        for kind, macs in counter:
-            totals[kind] += macs
-        return totals
-    return int(sum(macs for _, macs in counter))
+    return macs.by_kind() if by_kind else macs.total

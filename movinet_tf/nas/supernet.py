@@ -26,10 +26,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from movinet_tf.layers import conv as conv_lib
+from movinet_tf.layers import ops
 from movinet_tf.layers.activations import get_activation
 from movinet_tf.layers.attention import SE_TYPES, se_hidden_filters
-from movinet_tf.layers.conv import CONV_TYPES, dims
+from movinet_tf.layers.conv import CONV_TYPES
+from movinet_tf.layers.ops import dims
 from movinet_tf.models import specs as specs_lib
 
 _BN_PARTS = ("gamma", "beta", "moving_mean", "moving_variance")
@@ -290,12 +291,9 @@ class Supernet(keras.layers.Layer):
 
     def _conv(self, x, kernel, strides_hw=(1, 1), depthwise=False):
         """A (kt, kh, kw) conv with the models' time padding and TF 'SAME' in space."""
-        kt = kernel.shape[0]
         num_frames = dims(x)[1]
-        if kt > 1:
-            front = kt - 1 if self.causal else (kt - 1) // 2
-            x = tf.pad(x, [[0, 0], [front, kt - 1 - front], [0, 0], [0, 0], [0, 0]])
-        return conv_lib._conv_time(x, kernel, strides_hw, depthwise, num_frames)
+        x = ops.pad_time(x, kernel.shape[0], self.causal)
+        return ops.conv_time(x, kernel, strides_hw, depthwise, num_frames)
 
     def forward(self, video, spec, training=False, update_stats=False):
         """Logits [B, num_classes] of architecture `spec` (see the class docstring)."""
@@ -325,17 +323,13 @@ class Supernet(keras.layers.Layer):
                 shortcut = x
                 if f"{prefix}/skip/projection/kernel" in weights:
                     if stride != 1:
-                        shape = dims(x)
-                        pooled = tf.nn.avg_pool2d(tf.reshape(x, [-1] + shape[2:]), (3, 3),
-                                                  (stride, stride), "SAME")
-                        shortcut = tf.reshape(pooled, shape[:2] + dims(pooled)[1:])
+                        shortcut = ops.average_pool_3x3(x, (stride, stride))
                     shortcut = norm(self._conv(shortcut,
                                                weights[f"{prefix}/skip/projection/kernel"]),
                                     f"{prefix}/skip/projection/bn")
                 x = h + shortcut
         x = self.act(norm(self._conv(x, weights["head_project/kernel"]), "head_project/bn"))
-        frame_means = tf.reduce_mean(x, axis=[2, 3], keepdims=True)
-        x = tf.reduce_sum(frame_means, axis=1, keepdims=True) / tf.cast(dims(x)[1], x.dtype)
+        x = ops.cumulative_mean(tf.reduce_mean(x, axis=[2, 3], keepdims=True), causal=False)
         x = self._conv(x, weights["classifier_head/hidden/kernel"])
         x = self.classifier_act(x + weights["classifier_head/hidden/bias"])
         if training and self.dropout_rate > 0:
@@ -349,12 +343,7 @@ class Supernet(keras.layers.Layer):
         if self.se_type == "2d":
             pooled = frame_means
         else:
-            if self.causal:
-                num_frames = dims(x)[1]
-                seen = tf.reshape(tf.cast(tf.range(1, num_frames + 1), x.dtype), [1, -1, 1, 1, 1])
-                pooled = tf.cumsum(frame_means, axis=1) / seen
-            else:
-                pooled = tf.reduce_mean(frame_means, axis=1, keepdims=True)
+            pooled = ops.cumulative_mean(frame_means, self.causal)
             if self.se_type == "2plus3d":
                 if not self.causal:
                     pooled = tf.broadcast_to(pooled, tf.shape(frame_means))

@@ -13,7 +13,7 @@ from .conftest import IMAGE_SIZE
 def _stream_both(model, graph, clip):
     """Max |logit difference| over every frame of `clip`, Keras stream call vs graph."""
     states = model.init_states([1, 1] + list(clip.shape[1:]))
-    graph_states = graph.init_states("gpu")
+    graph_states = graph.init_states("frame")
     step = tf.function(graph.__call__, autograph=False)
     worst, scale = 0.0, 0.0
     for t in range(len(clip)):
@@ -57,9 +57,9 @@ def test_state_layouts(a0_stream):
     assert len(published) == 43  # A0-stream's published state count
     for name, (shape, dtype) in published.items():
         assert shape == tuple(specs[name].shape.as_list()) and dtype == specs[name].dtype
-    gpu = graph.state_shapes("gpu")
-    assert max(len(shape) for shape, _ in gpu.values()) == 4
-    assert gpu["state_block1_layer0_stream_buffer"][0] == \
+    frame = graph.state_shapes("frame")
+    assert max(len(shape) for shape, _ in frame.values()) == 4
+    assert frame["state_block1_layer0_stream_buffer"][0] == \
         published["state_block1_layer0_stream_buffer"][0][1:]
     with pytest.raises(ValueError, match="layout"):
         graph.state_shapes("nchw")

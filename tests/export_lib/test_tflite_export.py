@@ -101,7 +101,7 @@ def test_gpu_compatible_states_are_4d_and_equal(exports, test_clips, keras_strea
     by_name = {s["name"]: s for s in result.manifest["states"]}
     buffer = by_name["state_block1_layer0_stream_buffer"]
     assert len(buffer["shape"]) == 4 and buffer["published_shape"] == [1] + buffer["shape"]
-    assert result.manifest["state_layout"] == "gpu"
+    assert result.manifest["state_layout"] == "frame"
     assert result.state_bytes == exports("none").state_bytes
     got = _stream_tflite(result.model_path, test_clips[:1])[0]
     np.testing.assert_allclose(got, keras_stream_logits[0], atol=1e-4, rtol=0)

@@ -38,7 +38,7 @@ def test_sliced_supernet_equals_standalone_model_with_copied_weights(stream, con
     rng = np.random.default_rng(3)
     checked, strided_temporal_only = [], False
     # At least one point with a strided (kt, 1, 1) depthwise layer, whose '3d' conv once
-    # skipped the stride (layers/conv.py, `_conv_time`).
+    # skipped the stride (layers/ops.py, `conv_time`).
     while len(checked) < 2 or not strided_temporal_only:
         spec = space.decode(space.sample(rng))
         strided_temporal_only |= _has_strided_temporal_only_kernel(spec)
