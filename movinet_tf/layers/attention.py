@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from movinet_tf.layers import states as states_lib
 from movinet_tf.layers import ops
-from movinet_tf.layers.conv import CausalConv3D
+from movinet_tf.layers.conv import CausalConv3D, WeightShape, with_prefix
 from movinet_tf.layers.ops import dims
 from movinet_tf.layers.pooling import CumulativeGlobalAveragePooling3D
 
@@ -72,6 +72,10 @@ class PositionalEncoding(keras.layers.Layer):
         outputs = inputs + tf.cast(self.scale, inputs.dtype) * encoding
         new_count = count + tf.cast(num_frames, states_lib.FRAME_COUNT_DTYPE)
         return outputs, {self.count_name: new_count}
+
+    def official_weights(self):
+        """dict path -> variable, as in the TF Model Garden's checkpoints."""
+        return {"_rezero/scale": self.scale}
 
     def frame_step(self):
         """This layer in inference for one frame.
@@ -167,15 +171,37 @@ class SqueezeExcitation(keras.layers.Layer):
         self.pos_encoding = (PositionalEncoding(state_prefix, name="pos_encoding")
                              if self.causal and self.use_positional_encoding else None)
 
-    def build(self, input_shape):
-        channels = int(input_shape[-1])
+    def _widths(self, channels):
+        """(pooled, hidden) widths for an input of `channels`."""
         pooled = 2 * channels if self.se_type == "2plus3d" else channels
         hidden = self.hidden_filters or se_hidden_filters(channels, self.se_type, self.se_ratio)
+        return pooled, hidden
+
+    def _make_convs(self, channels):
+        if getattr(self, "se_reduce", None) is not None:
+            return
+        _, hidden = self._widths(channels)
         conv_args = dict(use_bias=True, use_batch_norm=False, kernel_l2=self.kernel_l2)
         self.se_reduce = CausalConv3D(hidden, 1, activation=self.activation, name="se_reduce",
                                       **conv_args)
         self.se_expand = CausalConv3D(channels, 1, activation=self.gating_activation,
                                       name="se_expand", **conv_args)
+
+    def weight_shapes(self, channels):
+        """dict path -> `WeightShape` of the weights for an input of `channels`."""
+        self._make_convs(channels)
+        pooled, hidden = self._widths(channels)
+        groups = 2 if self.se_type == "2plus3d" else 1
+        shapes = {**with_prefix("se_reduce/", self.se_reduce.weight_shapes(pooled, groups)),
+                  **with_prefix("se_expand/", self.se_expand.weight_shapes(hidden))}
+        if self.pos_encoding is not None:
+            shapes["pos_encoding/scale"] = WeightShape(())
+        return shapes
+
+    def build(self, input_shape):
+        channels = int(input_shape[-1])
+        pooled, hidden = self._widths(channels)
+        self._make_convs(channels)
         if self.pool is not None:
             self.pool.build((None, None, 1, 1, channels))
         if self.pos_encoding is not None:
@@ -201,6 +227,14 @@ class SqueezeExcitation(keras.layers.Layer):
         hidden, _ = self.se_reduce(pooled)
         gate, _ = self.se_expand(hidden)
         return gate * inputs, new_states
+
+    def official_weights(self):
+        """dict path -> variable, as in the TF Model Garden's checkpoints."""
+        weights = {**with_prefix("_se_reduce/", self.se_reduce.official_weights()),
+                   **with_prefix("_se_expand/", self.se_expand.official_weights())}
+        if self.pos_encoding is not None:
+            weights.update(with_prefix("_pos_encoding/", self.pos_encoding.official_weights()))
+        return weights
 
     def frame_step(self):
         """This layer in inference for one frame: a `SqueezeExcitationStep`."""

@@ -5,7 +5,7 @@ import tensorflow as tf
 from movinet_tf.layers import states as states_lib
 from movinet_tf.layers.attention import SqueezeExcitation
 from movinet_tf.layers import ops
-from movinet_tf.layers.conv import CausalConv3D
+from movinet_tf.layers.conv import CausalConv3D, WeightShape, with_prefix
 
 
 @keras.saving.register_keras_serializable(package="movinet_tf")
@@ -96,6 +96,14 @@ class SkipBlock(keras.layers.Layer):
             x = ops.average_pool_3x3(x, self.strides[1:])
         x, _ = self.projection(x, training=training)
         return x
+
+    def official_weights(self):
+        """dict path -> variable, as in the TF Model Garden's checkpoints."""
+        return with_prefix("_projection/", self.projection.official_weights())
+
+    def weight_shapes(self, in_channels):
+        """dict path -> `WeightShape` of the weights for an input of `in_channels`."""
+        return with_prefix("projection/", self.projection.weight_shapes(in_channels))
 
     def frame_step(self):
         """This layer in inference for one frame: [1, H, W, Cin] -> [1, H', W', filters].
@@ -215,6 +223,31 @@ class MovinetBlock(keras.layers.Layer):
         shortcut = inputs if self.skip is None else self.skip(inputs, training=training)
         return x + shortcut, new_states
 
+    def official_weights(self):
+        """dict path -> variable: the weights under the attribute paths of the TF Model
+        Garden's checkpoints (inside one block layer; see `models/official_checkpoint`)."""
+        parts = [("_expansion/", self.expansion), ("_feature/", self.feature),
+                 ("_attention/", self.se), ("_projection/", self.projection),
+                 ("_skip/", self.skip)]
+        weights = {"_mobile_bottleneck/_rezero/scale": self.rezero.scale}
+        for prefix, layer in parts:
+            if layer is not None:
+                weights.update(with_prefix(prefix, layer.official_weights()))
+        return weights
+
+    def weight_shapes(self):
+        """dict path -> `WeightShape` of the weights `build` creates (no weights needed)."""
+        expanded = self.expand_filters
+        shapes = {**with_prefix("expansion/", self.expansion.weight_shapes(self.in_filters)),
+                  **with_prefix("feature/", self.feature.weight_shapes(expanded))}
+        if self.se is not None:
+            shapes.update(with_prefix("se/", self.se.weight_shapes(expanded)))
+        shapes.update(with_prefix("projection/", self.projection.weight_shapes(expanded)))
+        shapes["rezero/scale"] = WeightShape(())
+        if self.skip is not None:
+            shapes.update(with_prefix("skip/", self.skip.weight_shapes(self.in_filters)))
+        return shapes
+
     def frame_step(self):
         """This block in inference for one frame: a `MovinetBlockStep`."""
         return MovinetBlockStep(self)
@@ -332,6 +365,16 @@ class ClassifierHead(keras.layers.Layer):
         x, _ = self.classifier(x)
         logits = tf.reshape(x, [-1, self.num_classes])
         return tf.cast(logits, tf.float32)
+
+    def official_weights(self):
+        """dict path -> variable, as in the TF Model Garden's checkpoints."""
+        return {**with_prefix("_head/", self.hidden.official_weights()),
+                **with_prefix("_classifier/", self.classifier.official_weights())}
+
+    def weight_shapes(self, in_channels):
+        """dict path -> `WeightShape` of the weights for pooled features of `in_channels`."""
+        return {**with_prefix("hidden/", self.hidden.weight_shapes(in_channels)),
+                **with_prefix("classifier/", self.classifier.weight_shapes(self.hidden_filters))}
 
     def frame_step(self):
         """This head in inference: pooled [1, 1, 1, C] -> logits [1, num_classes]."""

@@ -20,6 +20,8 @@ All convolutions are computed with 2D ops on ``[B*T, H, W, C]`` reshapes, and a
 temporal kernel is a sum over its taps, so depthwise 3D convolutions need no XLA
 on CPU and every op converts to a TFLite builtin.
 """
+import collections
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -31,6 +33,12 @@ from movinet_tf.layers.norm import BatchNorm
 from movinet_tf.layers.ops import dims
 
 CONV_TYPES = ("3d", "2plus1d", "3d_2plus1d")
+BN_PARTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+# The shape of one weight, and into how many equal groups its input channels
+# (axis 3 of a kernel) fall: a weight-sharing supernet slices the first channels
+# of each group (see `CausalConv3D.weight_shapes` and `nas/supernet.py`).
+WeightShape = collections.namedtuple("WeightShape", ["shape", "input_groups"], defaults=(1,))
 
 
 def _triple(value, name):
@@ -123,18 +131,37 @@ class CausalConv3D(keras.layers.Layer):
     def output_channels(self, in_channels):
         return in_channels if self.depthwise else self.filters
 
-    def build(self, input_shape):
-        cin = int(input_shape[-1])
+    def weight_shapes(self, in_channels, input_groups=1):
+        """dict path -> `WeightShape` of the weights `build` creates for `in_channels`.
+
+        Args:
+            in_channels: Cin.
+            input_groups: the input is this many equal groups of channels (e.g. the
+                two halves of a '2plus3d' squeeze-excitation's pooled features).
+        """
+        cin = int(in_channels)
         cout = self.output_channels(cin)
         kt, kh, kw = self.kernel_size
         group_in = 1 if self.depthwise else cin
         if self.factorized:
-            self.kernel = self._kernel("kernel", (1, kh, kw, group_in, cout))
-            temporal_in = 1 if self.depthwise else cout
-            self.temporal_kernel = self._kernel("temporal_kernel", (kt, 1, 1, temporal_in, cout))
+            shapes = {"kernel": WeightShape((1, kh, kw, group_in, cout), input_groups),
+                      "temporal_kernel": WeightShape(
+                          (kt, 1, 1, 1 if self.depthwise else cout, cout))}
         else:
-            self.kernel = self._kernel("kernel", (kt, kh, kw, group_in, cout))
-            self.temporal_kernel = None
+            shapes = {"kernel": WeightShape((kt, kh, kw, group_in, cout), input_groups)}
+        if self.use_bias:
+            shapes["bias"] = WeightShape((cout,))
+        for name in ("bn", "bn_temporal") if self.use_batch_norm else ():
+            if name == "bn" or self.factorized:
+                shapes.update({f"{name}/{part}": WeightShape((cout,)) for part in BN_PARTS})
+        return shapes
+
+    def build(self, input_shape):
+        shapes = self.weight_shapes(int(input_shape[-1]))
+        cout = shapes["kernel"].shape[-1]
+        self.kernel = self._kernel("kernel", shapes["kernel"].shape)
+        self.temporal_kernel = (self._kernel("temporal_kernel", shapes["temporal_kernel"].shape)
+                                if self.factorized else None)
         self.bias = (self.add_weight(name="bias", shape=(cout,), initializer="zeros")
                      if self.use_bias else None)
         out_shape = (None, None, None, None, cout)
@@ -181,6 +208,24 @@ class CausalConv3D(keras.layers.Layer):
         if self.bias is not None:
             x = x + tf.cast(self.bias, x.dtype)
         return self._norm_act(x, bn, training), new_states
+
+    def official_weights(self):
+        """dict path -> variable: this layer's weights under the attribute paths of the
+        TF Model Garden's checkpoints (inside the layer; see `models/official_checkpoint`).
+
+        Kernels are ``_conv/kernel`` whatever the official layer type (Conv2D,
+        DepthwiseConv2D, Conv3D), the factorised temporal kernel
+        ``_conv_temporal/kernel``; each BatchNorm is ``_batch_norm[_temporal]/<part>``.
+        """
+        weights = {"_conv/kernel": self.kernel}
+        if self.bias is not None:
+            weights["_conv/bias"] = self.bias
+        if self.temporal_kernel is not None:
+            weights["_conv_temporal/kernel"] = self.temporal_kernel
+        for prefix, bn in (("_batch_norm/", self.bn), ("_batch_norm_temporal/", self.bn_temporal)):
+            if bn is not None:
+                weights.update(with_prefix(prefix, bn.official_weights()))
+        return weights
 
     def frame_step(self, output_scale=1.0):
         """This layer in inference for one frame, with its BatchNorm folded in.
@@ -229,6 +274,11 @@ class CausalConv3D(keras.layers.Layer):
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             kernel_l2=self.kernel_l2, state_prefix=self.state_prefix)
         return config
+
+
+def with_prefix(prefix, weights):
+    """dict path -> variable, with `prefix` in front of every path."""
+    return {prefix + path: variable for path, variable in weights.items()}
 
 
 def _ceil_div(value, divisor):

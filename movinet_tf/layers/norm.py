@@ -37,6 +37,11 @@ class BatchNorm(keras.layers.BatchNormalization):
         scale = gamma / np.sqrt(variance + self.epsilon)
         return scale, beta - mean * scale
 
+    def official_weights(self):
+        """dict name -> variable, named as in the TF Model Garden's checkpoints."""
+        return {part: getattr(self, part)
+                for part in ("gamma", "beta", "moving_mean", "moving_variance")}
+
     def _fusable(self, inputs, mask):
         rank = len(inputs.shape)
         return (rank in (4, 5) and self.axis in (-1, rank - 1) and mask is None

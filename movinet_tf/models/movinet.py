@@ -88,6 +88,39 @@ class BackboneOptions:
         return options, {k: v for k, v in config.items() if k not in names}
 
 
+def layer_arguments(spec, options):
+    """The constructor arguments of a backbone's layers, from its spec and options.
+
+    Returns:
+        dict with ``stem`` and ``head_project`` (`CausalConv3D` keyword
+        arguments) and ``blocks`` (a list of `MovinetBlock` keyword arguments, in
+        order). `MovinetBackbone` is built from them; the NAS supernet asks the
+        same layers for their weight shapes.
+    """
+    common = dict(batch_norm_momentum=options.batch_norm_momentum,
+                  batch_norm_epsilon=options.batch_norm_epsilon, kernel_l2=options.kernel_l2)
+    stem = dict(filters=spec.stem_filters, kernel_size=(1, 3, 3), strides=(1, 2, 2),
+                conv_type=options.conv_type, activation=options.activation, name="stem", **common)
+    blocks = []
+    in_filters = spec.stem_filters
+    index, total = 0, spec.num_layers
+    for b, block in enumerate(spec.blocks):
+        for l, layer in enumerate(block.layers):
+            index += 1
+            blocks.append(dict(
+                in_filters=in_filters, out_filters=block.out_filters,
+                expand_filters=layer.expand_filters, kernel_size=layer.kernel_size,
+                strides=layer.strides, conv_type=options.conv_type, se_type=options.se_type,
+                causal=options.causal, use_positional_encoding=options.use_positional_encoding,
+                activation=options.activation, gating_activation=options.gating_activation,
+                stochastic_depth_rate=options.stochastic_depth_drop_rate * index / total,
+                state_prefix=f"state_block{b}_layer{l}", name=f"block{b}_layer{l}", **common))
+            in_filters = block.out_filters
+    head_project = dict(filters=spec.head_filters, kernel_size=1, activation=options.activation,
+                        name="head_project", **common)
+    return dict(stem=stem, blocks=blocks, head_project=head_project)
+
+
 @keras.saving.register_keras_serializable(package="movinet_tf")
 class MovinetBackbone(keras.layers.Layer):
     """Stem, inverted-bottleneck blocks and the pooled head of a MoViNet.
@@ -114,28 +147,10 @@ class MovinetBackbone(keras.layers.Layer):
         self.options = options
         self.spec = specs_lib.parse_spec(block_specs)
         self.block_specs = specs_lib.format_spec(self.spec)
-        common = dict(batch_norm_momentum=options.batch_norm_momentum,
-                      batch_norm_epsilon=options.batch_norm_epsilon, kernel_l2=options.kernel_l2)
-        self.stem = CausalConv3D(self.spec.stem_filters, (1, 3, 3), (1, 2, 2),
-                                 conv_type=options.conv_type, activation=options.activation,
-                                 name="stem", **common)
-        self.blocks = []
-        in_filters = self.spec.stem_filters
-        index, total = 0, self.spec.num_layers
-        for b, block in enumerate(self.spec.blocks):
-            for l, layer in enumerate(block.layers):
-                index += 1
-                self.blocks.append(MovinetBlock(
-                    in_filters, block.out_filters, layer.expand_filters, layer.kernel_size,
-                    layer.strides, conv_type=options.conv_type, se_type=options.se_type,
-                    causal=options.causal,
-                    use_positional_encoding=options.use_positional_encoding,
-                    activation=options.activation, gating_activation=options.gating_activation,
-                    stochastic_depth_rate=options.stochastic_depth_drop_rate * index / total,
-                    state_prefix=f"state_block{b}_layer{l}", name=f"block{b}_layer{l}", **common))
-                in_filters = block.out_filters
-        self.head_project = CausalConv3D(self.spec.head_filters, 1, activation=options.activation,
-                                         name="head_project", **common)
+        arguments = layer_arguments(self.spec, options)
+        self.stem = CausalConv3D(**arguments["stem"])
+        self.blocks = [MovinetBlock(**block) for block in arguments["blocks"]]
+        self.head_project = CausalConv3D(**arguments["head_project"])
         self.head_pool = CumulativeGlobalAveragePooling3D(
             causal=False, stateful=options.causal, state_prefix="state_head", name="head_pool")
 

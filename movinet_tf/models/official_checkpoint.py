@@ -20,6 +20,11 @@ between the official layouts (Conv2D, DepthwiseConv2D, Conv3D) and ours
 ([kt, kh, kw, Cin/groups, Cout]); the element order is the same in all of them.
 Every variable of our model must be matched, and every weight of the checkpoint
 used, or the load fails with the names involved.
+
+The matching is derived from the layers, not typed here: each layer declares
+the official attribute paths of its weights (``official_weights()`` of
+`CausalConv3D`, `SqueezeExcitation`, `MovinetBlock`, ...), and
+`official_names` numbers them as the official model's object graph does.
 """
 import os
 import re
@@ -28,53 +33,41 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from movinet_tf.layers.conv import with_prefix
+
 _KEY_RE = re.compile(
     r"(?:^|/)layer_with_weights-(?P<part>[01])/(?:layer_with_weights-(?P<layer>\d+)/)?"
     r"(?P<attr>_[^.]*?)/\.ATTRIBUTES/VARIABLE_VALUE$")
-_BN = r"(?P<bn>gamma|beta|moving_mean|moving_variance)"
-_KERNEL = r"(?P<var>kernel|depthwise_kernel|bias)"
 
 
-def _conv_var(layer, match):
-    var = match.group("var")
-    return layer.bias if var == "bias" else layer.kernel
+def official_names(model):
+    """dict (part, layer index or None, attribute path) -> variable, for every weight.
+
+    Derived from the layers' own `official_weights()`: part '0' is the backbone,
+    whose layer 0 is the stem (``_stem/...``), layers 1..N the blocks in order and
+    N + 1 the head conv (``_project/...``); part '1' is the classifier head.
+    """
+    backbone = model.backbone
+    layers = ([with_prefix("_stem/", backbone.stem.official_weights())]
+              + [block.official_weights() for block in backbone.blocks]
+              + [with_prefix("_project/", backbone.head_project.official_weights())])
+    names = {("0", str(index), path): variable
+             for index, weights in enumerate(layers) for path, variable in weights.items()}
+    names.update({("1", None, path): variable
+                  for path, variable in model.classifier_head.official_weights().items()})
+    return names
 
 
-def _bn_var(bn, match):
-    return getattr(bn, match.group("bn"))
+def _normal_attribute(attr):
+    """An attribute path of a checkpoint key in the spelling of `official_weights`.
 
-
-# Attribute paths (with repeated '/_conv/_conv' collapsed to '/_conv') inside
-# one block layer, and how to find our variable from the block.
-_BLOCK_RULES = [
-    (rf"_expansion/_conv/{_KERNEL}", lambda b, m: _conv_var(b.expansion, m)),
-    (rf"_expansion/_batch_norm/{_BN}", lambda b, m: _bn_var(b.expansion.bn, m)),
-    (rf"_feature/_conv/{_KERNEL}", lambda b, m: b.feature.kernel),
-    (rf"_feature/_conv_temporal/{_KERNEL}", lambda b, m: b.feature.temporal_kernel),
-    (rf"_feature/_conv_temporal/_conv/{_KERNEL}", lambda b, m: b.feature.temporal_kernel),
-    (rf"_feature/_batch_norm/{_BN}", lambda b, m: _bn_var(b.feature.bn, m)),
-    (rf"_feature/_batch_norm_temporal/{_BN}", lambda b, m: _bn_var(b.feature.bn_temporal, m)),
-    (rf"_attention/_se_reduce/_conv/{_KERNEL}", lambda b, m: _conv_var(b.se.se_reduce, m)),
-    (rf"_attention/_se_expand/_conv/{_KERNEL}", lambda b, m: _conv_var(b.se.se_expand, m)),
-    (r"_attention/_pos_encoding/_rezero/scale", lambda b, m: b.se.pos_encoding.scale),
-    (rf"_projection/_conv/{_KERNEL}", lambda b, m: _conv_var(b.projection, m)),
-    (rf"_projection/_batch_norm/{_BN}", lambda b, m: _bn_var(b.projection.bn, m)),
-    (r"_mobile_bottleneck/_rezero/scale", lambda b, m: b.rezero.scale),
-    (rf"_skip/_projection/_conv/{_KERNEL}", lambda b, m: _conv_var(b.skip.projection, m)),
-    (rf"_skip/_projection/_batch_norm/{_BN}", lambda b, m: _bn_var(b.skip.projection.bn, m)),
-]
-_STEM_RULES = [
-    (rf"_stem/_conv/{_KERNEL}", lambda s, m: _conv_var(s, m)),
-    (rf"_stem/_batch_norm/{_BN}", lambda s, m: _bn_var(s.bn, m)),
-]
-_HEAD_RULES = [
-    (rf"_project/_conv/{_KERNEL}", lambda h, m: _conv_var(h, m)),
-    (rf"_project/_batch_norm/{_BN}", lambda h, m: _bn_var(h.bn, m)),
-]
-_CLASSIFIER_RULES = [
-    (rf"_head/_conv/{_KERNEL}", lambda c, m: _conv_var(c.hidden, m)),
-    (rf"_classifier/_conv/{_KERNEL}", lambda c, m: _conv_var(c.classifier, m)),
-]
+    The official layers nest convs (``_conv/_conv``), name depthwise kernels
+    ``depthwise_kernel`` and wrap some temporal convs once more
+    (``_conv_temporal/_conv``); our paths use one spelling for each.
+    """
+    attr = re.sub(r"(/_conv)+(?=/)", "/_conv", attr)
+    attr = attr.replace("/_conv_temporal/_conv/", "/_conv_temporal/")
+    return re.sub(r"/depthwise_kernel$", "/kernel", attr)
 
 
 def _resolve_path(path):
@@ -92,31 +85,6 @@ def _resolve_path(path):
     if not tf.io.gfile.exists(path + ".index"):
         raise ValueError(f"Checkpoint {path!r} not found (expected {path}.index).")
     return path
-
-
-def _match(rules, target, attr):
-    for pattern, getter in rules:
-        match = re.fullmatch(pattern, attr)
-        if match:
-            return getter(target, match)
-    return None
-
-
-def _target_variable(model, part, layer, attr):
-    attr = re.sub(r"(/_conv)+(?=/)", "/_conv", attr)
-    backbone = model.backbone
-    if part == "1":
-        return _match(_CLASSIFIER_RULES, model.classifier_head, attr)
-    if layer is None:
-        return None
-    index = int(layer)
-    if index == 0:
-        return _match(_STEM_RULES, backbone.stem, attr)
-    if index <= len(backbone.blocks):
-        return _match(_BLOCK_RULES, backbone.blocks[index - 1], attr)
-    if index == len(backbone.blocks) + 1:
-        return _match(_HEAD_RULES, backbone.head_project, attr)
-    return None
 
 
 # Object-graph edges that list variables a second time (SavedModel / Keras bookkeeping).
@@ -185,6 +153,7 @@ def load_official_checkpoint(model, path, skip_classifier=False):
     prefix = _resolve_path(path)
     reader = tf.train.load_checkpoint(prefix)
     stored = _structural_keys(reader)
+    names = official_names(model)
     assigned, unused = {}, []
     for key in sorted(stored):
         match = _KEY_RE.search(key)
@@ -193,7 +162,7 @@ def load_official_checkpoint(model, path, skip_classifier=False):
         part, layer, attr = match.group("part"), match.group("layer"), match.group("attr")
         if part == "1" and skip_classifier:
             continue
-        target = _target_variable(model, part, layer, attr)
+        target = names.get((part, layer if part == "0" else None, _normal_attribute(attr)))
         if target is None:
             unused.append(key)
             continue

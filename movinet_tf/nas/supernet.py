@@ -11,6 +11,12 @@ large as the largest choice in each of t, h and w. A sampled architecture (a
 * kernels: the centre crop of the largest kernel in t, h and w;
 * depth: layer slots past the sampled number of layers are skipped.
 
+Which weights an architecture has, their names and shapes, are asked of the
+standalone model's own layers (``weight_shapes()`` of `MovinetBlock` and the
+others, constructed from `movinet.layer_arguments` without weights), so a new
+layer option needs no second description here; the convolutions, time padding,
+running means and skip pools are the functions of `movinet_tf.layers.ops`.
+
 The forward pass mirrors `MovinetClassifier` op for op, so a standalone model
 built from the same spec with the sliced weights copied in (`copy_to_model`)
 gives the same logits. It runs eagerly: each step samples a new architecture,
@@ -22,6 +28,8 @@ Rewards are computed with batch statistics too (``training=True``,
 ``update_stats=False``): moving statistics shared by different architectures do
 not describe any one of them.
 """
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -29,11 +37,49 @@ import tensorflow as tf
 from movinet_tf.layers import ops
 from movinet_tf.layers.activations import get_activation
 from movinet_tf.layers.attention import SE_TYPES, se_hidden_filters
-from movinet_tf.layers.conv import CONV_TYPES
+from movinet_tf.layers.blocks import ClassifierHead, MovinetBlock
+from movinet_tf.layers.conv import CONV_TYPES, CausalConv3D, with_prefix
 from movinet_tf.layers.ops import dims
+from movinet_tf.models import movinet as movinet_lib
 from movinet_tf.models import specs as specs_lib
 
 _BN_PARTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+# Arguments that do not change a layer's weights, and the values the cache key gives them.
+_SHAPE_FREE_ARGUMENTS = {"name": "layer", "state_prefix": "state", "stochastic_depth_rate": 0.0}
+
+
+def _layer_shapes(layer_class, arguments, *in_channels):
+    """`layer_class(**arguments).weight_shapes(*in_channels)`, cached (see `_cached_shapes`)."""
+    key = tuple(sorted((k, _SHAPE_FREE_ARGUMENTS.get(k, v)) for k, v in arguments.items()))
+    return _cached_shapes(layer_class, key, in_channels)
+
+
+@functools.lru_cache(maxsize=4096)
+def _cached_shapes(layer_class, arguments, in_channels):
+    # Constructing Keras layers takes milliseconds, and every step samples a new architecture.
+    return layer_class(**dict(arguments)).weight_shapes(*in_channels)
+
+
+def _slice(weight, slot):
+    """The part of a supernet weight that a standalone model's weight of `slot` takes.
+
+    Kernels [kt, kh, kw, Cin, Cout]: the centre crop in t, h, w, the first Cout
+    output channels and the first Cin / g input channels of each of the
+    `slot.input_groups` (g) equal groups; vectors: the first entries; scalars: all.
+    """
+    shape = slot.shape
+    if len(shape) == 0:
+        return weight
+    if len(shape) == 1:
+        return weight[:shape[0]]
+    weight = _crop(weight, shape[:3])[..., :shape[4]]
+    groups = slot.input_groups
+    full, part = weight.shape[3] // groups, shape[3] // groups
+    if groups == 1:
+        return weight[:, :, :, :part]
+    return tf.concat([weight[:, :, :, g * full:g * full + part] for g in range(groups)], axis=3)
 
 
 def _crop(kernel, size):
@@ -157,77 +203,31 @@ class Supernet(keras.layers.Layer):
 
     # ------------------------------------------------------------ slicing
 
-    def _slice_rules(self, spec):
-        """name -> slicer(tensor) for every weight the architecture `spec` uses.
+    def _weight_shapes(self, spec):
+        """name -> `WeightShape` of every weight of the standalone model of `spec`.
 
-        The names are the paths of the standalone model's weights below
-        ``backbone/`` or ``classifier_head/`` (see `copy_to_model`).
+        Asked of the model's own layers (`movinet.layer_arguments`), constructed
+        but not built: the names are the paths of the standalone model's weights
+        below ``backbone/`` or ``classifier_head/`` (see `copy_to_model`).
         """
-        rules = {}
-
-        def conv(name, cin, cout, kernel=(1, 1, 1)):
-            rules[f"{name}/kernel"] = lambda w: _crop(w, kernel)[:, :, :, :cin, :cout]
-
-        def depthwise(name, channels, kernel, part="kernel"):
-            rules[f"{name}/{part}"] = lambda w: _crop(w, kernel)[..., :channels]
-
-        def vector(name, size):
-            rules[name] = lambda w: w[:size]
-
-        def bn(name, size):
-            for part in _BN_PARTS:
-                vector(f"{name}/{part}", size)
-
-        stem = spec.stem_filters
-        conv("stem", 3, stem, (1, 3, 3))
-        bn("stem/bn", stem)
-        channels = stem
-        for b, block in enumerate(spec.blocks):
-            for l, layer in enumerate(block.layers):
-                prefix = f"block{b}_layer{l}"
-                expand, out = layer.expand_filters, block.out_filters
-                kt, kh, kw = layer.kernel_size
-                conv(f"{prefix}/expansion", channels, expand)
-                bn(f"{prefix}/expansion/bn", expand)
-                if self.conv_type != "3d" and kt > 1:
-                    depthwise(f"{prefix}/feature", expand, (1, kh, kw))
-                    depthwise(f"{prefix}/feature", expand, (kt, 1, 1), "temporal_kernel")
-                    bn(f"{prefix}/feature/bn_temporal", expand)
-                else:
-                    depthwise(f"{prefix}/feature", expand, (kt, kh, kw) if self.conv_type == "3d"
-                              else (1, kh, kw))
-                bn(f"{prefix}/feature/bn", expand)
-                if self.se_type != "none":
-                    hidden = se_hidden_filters(expand, self.se_type)
-                    if self.se_type == "2plus3d":
-                        half = self._largest["expand"][b]
-                        rules[f"{prefix}/se/se_reduce/kernel"] = (
-                            lambda w, e=expand, h=hidden, half=half: tf.concat(
-                                [w[:, :, :, :e, :h], w[:, :, :, half:half + e, :h]], axis=3))
-                    else:
-                        conv(f"{prefix}/se/se_reduce", expand, hidden)
-                    vector(f"{prefix}/se/se_reduce/bias", hidden)
-                    conv(f"{prefix}/se/se_expand", hidden, expand)
-                    vector(f"{prefix}/se/se_expand/bias", expand)
-                conv(f"{prefix}/projection", expand, out)
-                bn(f"{prefix}/projection/bn", out)
-                rules[f"{prefix}/rezero/scale"] = lambda w: w
-                if channels != out or layer.spatial_stride != 1:
-                    conv(f"{prefix}/skip/projection", channels, out)
-                    bn(f"{prefix}/skip/projection/bn", out)
-                channels = out
-        conv("head_project", channels, spec.head_filters)
-        bn("head_project/bn", spec.head_filters)
-        conv("classifier_head/hidden", spec.head_filters, self.space.classifier_filters)
-        vector("classifier_head/hidden/bias", self.space.classifier_filters)
-        conv("classifier_head/classifier", self.space.classifier_filters, self.num_classes)
-        vector("classifier_head/classifier/bias", self.num_classes)
-        return rules
+        options = movinet_lib.BackboneOptions(causal=self.causal, conv_type=self.conv_type,
+                                              se_type=self.se_type)
+        arguments = movinet_lib.layer_arguments(spec, options)
+        shapes = with_prefix("stem/", _layer_shapes(CausalConv3D, arguments["stem"], 3))
+        for block in arguments["blocks"]:
+            shapes.update(with_prefix(block["name"] + "/", _layer_shapes(MovinetBlock, block)))
+        shapes.update(with_prefix("head_project/", _layer_shapes(
+            CausalConv3D, arguments["head_project"], arguments["blocks"][-1]["out_filters"])))
+        head = dict(num_classes=self.num_classes, hidden_filters=spec.classifier_filters)
+        shapes.update(with_prefix("classifier_head/",
+                                  _layer_shapes(ClassifierHead, head, spec.head_filters)))
+        return shapes
 
     def sliced_weights(self, spec):
         """name -> tensor: the weights of the standalone model for `spec`."""
         spec = self._check_spec(spec)
-        return {name: rule(self.w[name]) for name, rule in self._slice_rules(spec).items()}
+        return {name: _slice(self.w[name], slot)
+                for name, slot in self._weight_shapes(spec).items()}
 
     def _check_spec(self, spec):
         if isinstance(spec, str):
