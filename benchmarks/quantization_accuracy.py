@@ -38,12 +38,12 @@ def _spread(paths, labels, count):
 
 def _clips(paths, cfg):
     from movinet_tf.data import preprocess_eval_frames, read_video
-    from movinet_tf.stream import sample_indices
-    model_fps = cfg.eval.video_fps / cfg.data.temporal_stride
+    from movinet_tf.streaming import sample_indices
+    model_fps = cfg.data.video_fps / cfg.data.temporal_stride
     clips = []
     for path in paths:
         frames, fps = read_video(path)
-        frames = frames[sample_indices(len(frames), fps or cfg.eval.video_fps, model_fps)]
+        frames = frames[sample_indices(len(frames), fps or cfg.data.video_fps, model_fps)]
         clips.append(np.asarray(preprocess_eval_frames(
             frames, cfg.data.image_size, max(cfg.data.min_image_size, cfg.data.image_size)),
             np.float32))

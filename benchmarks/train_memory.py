@@ -6,7 +6,7 @@
 Each row runs in a fresh subprocess, so peaks don't mix. Inside it, A0-stream
 (600 classes) and an SGD optimizer are built, the RSS is read as the baseline,
 then one warm-up step (tracing included) and `--steps` timed steps run, each a
-`tf.function` of `movinet_tf.subclips.subclip_loss_and_grads` plus
+`tf.function` of `movinet_tf.training.subclips.subclip_loss_and_grads` plus
 `optimizer.apply`. The peak is the larger of a psutil RSS sample taken every
 5 ms and the kernel's ru_maxrss; the table shows it and its growth over the
 baseline (graph tracing included; the sub-clips are the iterations of one
@@ -53,7 +53,7 @@ def _measure(num_subclips):
     import tensorflow as tf
 
     import movinet_tf
-    from movinet_tf import subclips
+    from movinet_tf.training import subclips
 
     process = psutil.Process()
     tf.config.run_functions_eagerly(FLAGS.eager)

@@ -12,7 +12,7 @@ momentum 0.9, one `tf.function` step = forward + backward + update, no XLA.
 The official model (tf-models-official) runs with ``TF_USE_LEGACY_KERAS=1``.
 One warm-up step (tracing) is not timed; clips/s = batch / median step time
 (with `--repeats`, the best median over the repeats).
-`--subclips` adds rows for ours trained with `movinet_tf.subclips` (frozen
+`--subclips` adds rows for ours trained with `movinet_tf.training.subclips` (frozen
 BatchNorm, exact gradients, one extra forward pass over n-1 sub-clips).
 """
 import json
@@ -73,7 +73,7 @@ def _ours(num_subclips):
     import tensorflow as tf
 
     import movinet_tf
-    from movinet_tf import subclips
+    from movinet_tf.training import subclips
 
     model = movinet_tf.build_model(
         "a0", stream=True, num_classes=_NUM_CLASSES, dropout_rate=_DROP_RATE,

@@ -125,7 +125,7 @@ def run_quickstart(config, model_dir, overrides=(), video_index=0):
     """Runs the three stages; returns a summary dict (also written to model_dir)."""
     import numpy as np
     from movinet_tf import config as config_lib
-    from movinet_tf import export_lib, stream, train
+    from movinet_tf import export_lib, stream, streaming, train
     from movinet_tf.data import class_names
     from movinet_tf.data import frames as frames_lib
 
@@ -172,7 +172,7 @@ def run_quickstart(config, model_dir, overrides=(), video_index=0):
     print(f"True class: {names[label]}")
     # The default of `python -m movinet_tf.stream`: the rate the manifest's input contract
     # records (the model was trained on every `temporal_stride`-th frame).
-    tflite_model = stream.TFLiteModel(exported.model_path, num_threads=1)
+    tflite_model = streaming.TFLiteModel(exported.model_path, num_threads=1)
     contract = tflite_model.contract
     final, labels = stream.run_file(video_path, tflite_model, top_k=3)
     predicted = int(np.argmax(final))

@@ -6,9 +6,10 @@ import sys
 
 import numpy as np
 
+from movinet_tf import checkpoints
 from movinet_tf.export_lib import TFLiteStreamer
 
-# The quickstart compares the exported file with the Keras model on the streamed video.
+# float32 TFLite against the Keras model (the project's export bound).
 TFLITE_VS_KERAS_ATOL = 1e-4
 
 
@@ -28,7 +29,6 @@ def test_quickstart_trains_exports_and_streams(tmp_path):
     for stage in ("1/3 train", "2/3 export", "3/3 stream", "Final prediction after"):
         assert stage in out, out[-3000:]
     summary = json.loads((model_dir / "quickstart_summary.json").read_text())
-    assert summary["tflite_vs_keras_max_logit_error"] < TFLITE_VS_KERAS_ATOL
     assert set(summary["eval"]) == {"clip", "stream"}
     # The learning curve (cross-entropy and L2 term apart) is a PNG in model_dir.
     with open(summary["learning_curve"], "rb") as f:
@@ -40,6 +40,14 @@ def test_quickstart_trains_exports_and_streams(tmp_path):
     logits = streamer.step(np.full((32, 32, 3), 0.5, np.float32))
     assert logits.shape == (10,) and np.all(np.isfinite(logits))
     assert summary["true_class"] in streamer.labels
+    # Checked here, not by the figure the quickstart printed: the trained Keras model of the
+    # run on a random 8-frame clip (one forward pass) against the file streamed frame by
+    # frame in LiteRT; after the last frame the stream has seen the whole clip.
+    _, model, _ = checkpoints.load_run(str(model_dir))
+    clip = np.random.default_rng(0).uniform(size=(8, 32, 32, 3)).astype(np.float32)
+    keras_logits = np.asarray(model(clip[None], training=False)).reshape(-1)
+    tflite_logits = streamer.run(clip)[-1]
+    np.testing.assert_allclose(tflite_logits, keras_logits, atol=TFLITE_VS_KERAS_ATOL)
     assert summary["predicted_class"] in streamer.labels
 
     # A second run resumes the finished training instead of starting over.

@@ -15,12 +15,14 @@ import tensorflow as tf
 
 from helpers import randomize_weights
 from movinet_tf import config as config_lib
-from movinet_tf import evaluation, stream
+from movinet_tf import stream
+from movinet_tf import streaming
 from movinet_tf.data import InputContract, build_dataset, builtin, class_names
 from movinet_tf.data import preprocess_eval_frames, read_video, render_clip, write_video
 from movinet_tf.export_lib import TFLiteStreamer, export_tflite
 from movinet_tf.export_lib.loading import build_from_config, weights_by_name
-from movinet_tf.stream import sample_indices
+from movinet_tf.streaming import sample_indices
+from movinet_tf.training import evaluation
 
 FPS = 10.0
 NUM_FRAMES = 25
@@ -149,7 +151,7 @@ def test_default_flags_agree_with_the_evaluation_on_builtin_videos(setup):
     logits = predictions["frame_logits"][:, -1]
     expected = np.exp(logits - logits.max(-1, keepdims=True))
     expected /= expected.sum(-1, keepdims=True)
-    model = stream.TFLiteModel(setup["tflite"], num_threads=1)
+    model = streaming.TFLiteModel(setup["tflite"], num_threads=1)
     got = np.stack([_final_probabilities(path, model) for path in paths])
     np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
     assert (got.argmax(-1) == labels).mean() == (expected.argmax(-1) == labels).mean()
@@ -180,8 +182,8 @@ def test_manifest_carries_the_contract_and_the_cli_uses_it(setup):
 
 _NO_TF = textwrap.dedent("""
     import sys
-    from movinet_tf import stream
-    model = stream.open_model(sys.argv[1])
+    from movinet_tf import stream, streaming
+    model = streaming.open_model(sys.argv[1])
     stream.run_file(sys.argv[2], model)
     assert "tensorflow" not in sys.modules, sorted(m for m in sys.modules if "tensorflow" in m)
     print("no tensorflow")
@@ -240,7 +242,7 @@ def test_odd_sizes_keep_their_size_and_the_overlay_stays_inside(setup, tmp_path)
     assert refused.returncode == 2 and ".avi" in refused.stderr
     # A narrow frame: the text box is darkened and stays inside the frame.
     narrow = np.full((576, 96, 3), 200, np.uint8)
-    annotator = stream.Annotator(str(tmp_path / "narrow.avi"), 25.0, narrow.shape[:2])
+    annotator = streaming.Annotator(str(tmp_path / "narrow.avi"), 25.0, narrow.shape[:2])
     annotator.write(narrow, ["rotate_ccw 0.51", "move_left 0.20", "fade_in 0.10"])
     annotator.close()
     drawn, _ = read_video(str(tmp_path / "narrow.avi"))
@@ -257,7 +259,7 @@ def test_streaming_a_long_video_keeps_only_per_frame_probabilities(setup, tmp_pa
     for i in range(num_frames):
         writer.write(np.full((height, width, 3), i % 250, np.uint8))
     writer.release()
-    model = stream.TFLiteModel(setup["tflite"], num_threads=1)
+    model = streaming.TFLiteModel(setup["tflite"], num_threads=1)
     tracemalloc.start()
     try:
         _final_probabilities(path, model, fps=25.0)

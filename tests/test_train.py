@@ -17,7 +17,9 @@ import pytest
 import tensorflow as tf
 
 from movinet_tf import config
-from movinet_tf import train
+from movinet_tf import checkpoints
+from movinet_tf.training import optimizer as optimizer_lib
+from movinet_tf.training import state as state_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -31,7 +33,7 @@ def _command(model_dir, *sets, mode="train"):
 
 
 def _env(cache, **extra):
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MOVINET_TF_CACHE=str(cache), **extra)
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MOVINET_CACHE=str(cache), **extra)
 
 
 def _run(model_dir, cache, *sets, mode="train", env=None):
@@ -101,10 +103,10 @@ def test_kill_leaves_every_checkpoint_loadable(killed_run):
 
 def test_restore_gives_back_weights_slots_and_position_exactly(killed_run, tmp_path):
     cfg = config.load_config(str(killed_run["model_dir"] / "config.yaml"))
-    train.make_optimizer(cfg)  # an earlier optimizer in the process must not shift any name
-    state = train.make_training_state(cfg, tf.distribute.get_strategy())
+    optimizer_lib.make_optimizer(cfg)  # an earlier optimizer in the process must not shift any name
+    state = state_lib.make_training_state(cfg, tf.distribute.get_strategy())
     fresh = {v.path: v.numpy() for v in state.model.weights}
-    train.restore_checkpoint(state, killed_run["latest"])
+    state_lib.restore_checkpoint(state, killed_run["latest"])
     assert int(state.step) == killed_run["step"]
     # Saving the restored state again must reproduce the checkpoint, variable by variable.
     state.checkpoint.write(str(tmp_path / "again"))
@@ -183,11 +185,11 @@ def test_fine_tune_with_frozen_backbone_changes_only_the_head(fine_tuned):
 
 def test_init_checkpoint_errors_name_the_path(tmp_path):
     cfg = config.load_config("tiny")
-    model = train.build_model(cfg)
+    model = state_lib.build_model(cfg)
     with pytest.raises(FileNotFoundError, match="no_such_ckpt.*is not a checkpoint"):
-        train.load_init_checkpoint(model, str(tmp_path / "no_such_ckpt"), "all")
+        state_lib.load_init_checkpoint(model, str(tmp_path / "no_such_ckpt"), "all")
     with pytest.raises(FileNotFoundError, match="without a checkpoint"):
-        train.load_init_checkpoint(model, str(tmp_path), "backbone")
+        state_lib.load_init_checkpoint(model, str(tmp_path), "backbone")
 
 
 @pytest.mark.slow
@@ -270,9 +272,9 @@ def test_loss_is_reported_as_cross_entropy_plus_regularization(cache, tmp_path):
             for value in event.summary.value:
                 logged[value.tag] = float(tf.make_ndarray(value.tensor))
     cfg = config.load_config("tiny", ["train.l2_weight_decay=0.01"])
-    model = train.build_model(cfg)
+    model = state_lib.build_model(cfg)
     model(tf.zeros((1, cfg.data.num_frames, cfg.data.image_size, cfg.data.image_size, 3)))
-    tf.train.Checkpoint(model=train.weights_by_name(model)).read(
+    tf.train.Checkpoint(model=checkpoints.weights_by_name(model)).read(
         tf.train.latest_checkpoint(str(tmp_path))).expect_partial()
     # The L2 term, recomputed from the saved weights.
     expected_l2 = float(tf.add_n(model.losses))

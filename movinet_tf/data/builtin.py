@@ -27,7 +27,8 @@ The videos are written once as real mp4 files (OpenCV, ``mp4v``), so training
 reads them through the same decoder as user videos:
 ``<root>/<split>/<class>/<class>_<index>.mp4`` plus ``<root>/manifest.json``.
 The root defaults to ``~/.cache/movinet_tf/builtin/<hash of the parameters>``
-(``$MOVINET_TF_CACHE`` replaces ``~/.cache/movinet_tf``); it is generated in a
+(``$MOVINET_CACHE`` replaces ``~/.cache/movinet_tf``: the one cache folder, which
+the CI and the Android build scripts use too); it is generated in a
 temporary folder and renamed into place, and re-used when present.
 """
 import hashlib
@@ -218,10 +219,22 @@ def builtin_params(cfg):
             "num_frames": int(cfg.builtin_video_frames), "size": int(cfg.builtin_video_size)}
 
 
+def cache_dir():
+    """The project's cache folder: ``$MOVINET_CACHE``, default ``~/.cache/movinet_tf``.
+
+    ``$MOVINET_TF_CACHE``, the name of older versions, is still read (with a
+    warning) when ``$MOVINET_CACHE`` is not set.
+    """
+    cache = os.environ.get("MOVINET_CACHE")
+    if not cache and os.environ.get("MOVINET_TF_CACHE"):
+        cache = os.environ["MOVINET_TF_CACHE"]
+        logging.warning("MOVINET_TF_CACHE is deprecated; set MOVINET_CACHE=%s instead.", cache)
+    return cache or os.path.join(os.path.expanduser("~"), ".cache", "movinet_tf")
+
+
 def default_root(params):
-    """``$MOVINET_TF_CACHE/builtin/<hash>`` (default cache ``~/.cache/movinet_tf``)."""
-    cache = os.environ.get("MOVINET_TF_CACHE") or os.path.join(
-        os.path.expanduser("~"), ".cache", "movinet_tf")
+    """``$MOVINET_CACHE/builtin/<hash>`` (see `cache_dir`)."""
+    cache = cache_dir()
     digest = hashlib.sha1(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
     return os.path.join(cache, "builtin", digest)
 

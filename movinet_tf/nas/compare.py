@@ -23,7 +23,6 @@ if __name__ == "__main__":  # Before TensorFlow is imported.
     cli.quiet_tensorflow()
     cli.import_tensorflow()
 
-import dataclasses  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import subprocess  # noqa: E402
@@ -32,6 +31,14 @@ import sys  # noqa: E402
 import numpy as np  # noqa: E402
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+
+from movinet_tf import atomic_io  # noqa: E402
+from movinet_tf import config as experiment_config  # noqa: E402
+from movinet_tf.models import specs as specs_lib  # noqa: E402
+from movinet_tf.nas import config as nas_config  # noqa: E402
+from movinet_tf.nas import scaling  # noqa: E402
+from movinet_tf.nas import tunas  # noqa: E402
+from movinet_tf.nas.cost import FlopsCost  # noqa: E402
 
 flags.DEFINE_string("search_dir", None, "Output directory of a finished search.")
 flags.DEFINE_string("output_dir", None, "Where the three training runs and the table go.")
@@ -42,36 +49,22 @@ flags.DEFINE_integer("seed", 0, "Seed of the random architecture and the A0 scal
 FLAGS = flags.FLAGS
 
 
-def training_values(search_cfg, block_specs, steps):
-    """A trainer config (plain mapping) for one contender: the shared short schedule."""
-    m = search_cfg.model
-    return {
-        "model": {"model_id": "contender", "block_specs": block_specs, "stream": m.stream,
-                  "conv_type": m.conv_type, "se_type": m.se_type, "activation": m.activation,
-                  "gating_activation": m.gating_activation,
-                  "classifier_activation": m.classifier_activation,
-                  "use_positional_encoding": False, "dropout_rate": m.dropout_rate,
-                  "stochastic_depth_drop_rate": 0.0},
-        "data": dataclasses.asdict(search_cfg.data),
-        "train": {"steps": steps, "optimizer": "rmsprop", "base_learning_rate": 0.03,
-                  "base_batch_size": 8, "schedule": "cosine", "warmup_steps": min(30, steps),
-                  "label_smoothing": 0.1, "l2_weight_decay": 3.0e-5,
-                  "checkpoint_every": steps, "log_every": max(1, steps // 10),
-                  "seed": search_cfg.search.seed},
-        "eval": {"modes": ["clip"]},
-    }
+def training_config(search_cfg, block_specs, steps):
+    """The trainer config of one contender: the search's model settings, the shared short schedule."""
+    return nas_config.trainer_config(
+        search_cfg, block_specs, model_id="contender",
+        model_overrides={"stochastic_depth_drop_rate": 0.0},
+        train={"steps": steps, "optimizer": "rmsprop", "base_learning_rate": 0.03,
+               "base_batch_size": 8, "schedule": "cosine", "warmup_steps": min(30, steps),
+               "label_smoothing": 0.1, "l2_weight_decay": 3.0e-5,
+               "checkpoint_every": steps, "log_every": max(1, steps // 10),
+               "seed": search_cfg.search.seed},
+        eval={"modes": ["clip"]})
 
 
 def contenders(search_cfg, summary, tolerance, seed):
     """name -> (spec text, per-frame MMACs) of the searched model and the two baselines."""
-    import movinet_tf
-    from movinet_tf.models import specs as specs_lib
-    from movinet_tf.nas import config as nas_config
-    from movinet_tf.nas import scaling
-    from movinet_tf.nas.cost import FlopsCost
-
-    settings = dict(conv_type=search_cfg.model.conv_type, se_type=search_cfg.model.se_type,
-                    causal=search_cfg.model.stream, num_classes=search_cfg.data.num_classes)
+    settings = nas_config.cost_settings(search_cfg)
     cost = FlopsCost(search_cfg.data.image_size, settings)
     searched = summary["block_specs"]
     target = cost(searched)
@@ -85,7 +78,7 @@ def contenders(search_cfg, summary, tolerance, seed):
         raise ValueError(f"No random architecture within {tolerance:.0%} of the searched cost "
                          f"{target:.3f} MMACs/frame in 100000 draws; raise --cost_tolerance.")
     scaled = scaling.random_scaling_search(
-        movinet_tf.get_spec("a0"), 1, search_cfg.data.image_size, target * 1e6,
+        specs_lib.get_spec("a0"), 1, search_cfg.data.image_size, target * 1e6,
         num_samples=2000, tolerance=tolerance, seed=seed, model_settings=settings,
         scale_classifier=True,
         ranges=dict(depth=(1, 1), resolution=(1, 1), frame_rate=(1, 1), width=(0.05, 1.5)))
@@ -100,10 +93,6 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.search_dir or not FLAGS.output_dir:
         raise app.UsageError("--search_dir and --output_dir are required.")
-    from movinet_tf import config as experiment_config
-    from movinet_tf.nas import config as nas_config
-    from movinet_tf.nas import tunas
-
     search_cfg = nas_config.load_config(os.path.join(FLAGS.search_dir, "config.yaml"))
     with open(os.path.join(FLAGS.search_dir, tunas.SUMMARY_FILE), encoding="utf-8") as f:
         summary = json.load(f)
@@ -113,7 +102,7 @@ def main(argv):
                                          FLAGS.seed).items():
         run_dir = os.path.join(FLAGS.output_dir, name)
         config_path = os.path.join(FLAGS.output_dir, f"{name}.yaml")
-        cfg = experiment_config.config_from_dict(training_values(search_cfg, spec, FLAGS.steps))
+        cfg = training_config(search_cfg, spec, FLAGS.steps)
         experiment_config.save_config(cfg, config_path)
         print(f"== training {name} ({cost:.3f} MMACs/frame) ==\n{spec}", flush=True)
         # One process per contender: no TF state leaks from one training into the next.
@@ -131,9 +120,9 @@ def main(argv):
               f"{r['val_top5']:.3f} |" for r in rows]
     text = "\n".join(table)
     print(text)
-    experiment_config.atomic_write_text(os.path.join(FLAGS.output_dir, "results.md"), text + "\n")
-    experiment_config.atomic_write_text(os.path.join(FLAGS.output_dir, "results.json"),
-                                        json.dumps(rows, indent=2))
+    atomic_io.write_text(os.path.join(FLAGS.output_dir, "results.md"), text + "\n")
+    atomic_io.write_text(os.path.join(FLAGS.output_dir, "results.json"),
+                         json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

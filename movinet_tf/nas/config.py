@@ -13,6 +13,7 @@ import typing
 import yaml
 
 from movinet_tf import config as experiment_config
+from movinet_tf import strict_yaml
 from movinet_tf.data.config import DataConfig, validate_config as validate_data_config
 from movinet_tf.nas import space as space_lib
 from movinet_tf.nas.cost import COST_KINDS
@@ -156,37 +157,58 @@ def config_from_dict(values):
         values = {}
     if not isinstance(values, dict):
         raise TypeError(f"A search config must be a mapping, got {type(values).__name__}.")
-    return _validate(experiment_config.from_dict(NasConfig, values))
+    return _validate(strict_yaml.from_dict(NasConfig, values))
 
 
 def load_config(path, overrides=()):
     """Reads a search YAML (a path, or a name in ``configs/search/``), applies ``--set`` overrides.
 
+    The same strict loader as the training configs (`movinet_tf.strict_yaml`).
+
     Raises:
         FileNotFoundError, ValueError, TypeError: naming the file or key at fault.
     """
-    import pathlib
-    candidate = pathlib.Path(path)
-    if not candidate.is_file():
-        name = candidate.name if candidate.suffix in (".yaml", ".yml") else candidate.name + ".yaml"
-        for directory in experiment_config.config_dirs():
-            if (directory / "search" / name).is_file():
-                candidate = directory / "search" / name
-                break
-        else:
-            raise FileNotFoundError(f"Search config {str(path)!r} is neither a file nor a name "
-                                    "in configs/search/.")
-    with open(candidate, encoding="utf-8") as f:
-        try:
-            values = yaml.safe_load(f)
-        except yaml.YAMLError as error:
-            raise ValueError(f"Search config {str(candidate)!r} is not valid YAML: {error}"
-                             ) from error
-    values = experiment_config.apply_overrides(values, overrides)
+    search_dirs = [d / "search" for d in experiment_config.config_dirs() if (d / "search").is_dir()]
+    candidate = strict_yaml.find_yaml(path, search_dirs, what="Search config")
+    _, values = strict_yaml.load_yaml_file(candidate, overrides)
     try:
         return config_from_dict(values)
     except (ValueError, TypeError) as error:
         raise type(error)(f"{error} (config file: {candidate})") from error
+
+
+def trainer_model_values(cfg, block_specs, model_id="searched", **overrides):
+    """The ``model`` section of a trainer config (`movinet_tf.config.ModelConfig`) for a candidate.
+
+    The one place the search's candidate settings become model keys: the
+    searched model, the baselines of `movinet_tf.nas.compare` and the
+    candidates the latency cost builds all come from it.
+    """
+    values = {"model_id": model_id, "block_specs": block_specs,
+              **dataclasses.asdict(cfg.model), "use_positional_encoding": False}
+    values.update(overrides)
+    return values
+
+
+def trainer_config(cfg, block_specs, model_id="searched", model_overrides=None, **sections):
+    """A checked `ExperimentConfig` for a candidate on the search's data.
+
+    Args:
+        cfg: the `NasConfig`.
+        block_specs: the candidate's spec text.
+        model_id: the name the trainer gives it.
+        model_overrides: more ``model`` keys (e.g. ``{"dropout_rate": 0.0}``).
+        **sections: other trainer sections as plain mappings (``train=...``, ``eval=...``).
+    """
+    values = {"model": trainer_model_values(cfg, block_specs, model_id, **(model_overrides or {})),
+              "data": dataclasses.asdict(cfg.data), **sections}
+    return experiment_config.config_from_dict(values)
+
+
+def cost_settings(cfg):
+    """The model settings `movinet_tf.nas.cost` and `nas.scaling` count a spec's MACs with."""
+    return dict(conv_type=cfg.model.conv_type, se_type=cfg.model.se_type,
+                causal=cfg.model.stream, num_classes=cfg.data.num_classes)
 
 
 def config_to_yaml(cfg):

@@ -24,20 +24,26 @@ Outputs in the output directory:
 * ``summary.json``: the architecture, its cost, the supernet's validation accuracy
   for it, the controller's final probabilities, and the search's history.
 """
-import dataclasses
 import json
 import os
 import time
 
+import keras
 import numpy as np
-import yaml
+import tensorflow as tf
 from absl import logging
 
+from movinet_tf import atomic_io
+from movinet_tf import checkpoints
 from movinet_tf import config as experiment_config
+from movinet_tf import data as data_lib
+from movinet_tf import strict_yaml
 from movinet_tf.models import specs as specs_lib
 from movinet_tf.nas import config as nas_config
 from movinet_tf.nas import cost as cost_lib
 from movinet_tf.nas.controller import Controller, absolute_reward
+from movinet_tf.nas.supernet import Supernet
+from movinet_tf.training import optimizer as optimizer_lib
 
 SPEC_FILE = "searched_spec.yaml"
 TRAIN_CONFIG_FILE = "train_searched.yaml"
@@ -45,29 +51,16 @@ SUMMARY_FILE = "summary.json"
 HISTORY_FILE = "history.json"
 
 
-def model_settings(cfg):
-    """`build_model` keyword arguments of the search's candidates."""
-    m = cfg.model
-    return dict(stream=m.stream, conv_type=m.conv_type, se_type=m.se_type,
-                activation=m.activation, gating_activation=m.gating_activation,
-                classifier_activation=m.classifier_activation, use_positional_encoding=False,
-                dropout_rate=m.dropout_rate, num_classes=cfg.data.num_classes)
-
-
-def build_candidate(cfg, spec_text, **overrides):
-    """A standalone `MovinetClassifier` of a spec with the search's model settings."""
-    import movinet_tf
-    settings = model_settings(cfg)
-    settings.update(overrides)
-    return movinet_tf.build_model("searched", block_specs=spec_text, **settings)
+def build_candidate(cfg, spec_text, **model_overrides):
+    """A standalone `MovinetClassifier` of a spec, built from its trainer config (random weights)."""
+    return checkpoints.model_from_config(
+        nas_config.trainer_config(cfg, spec_text, model_overrides=model_overrides))
 
 
 def make_cost(cfg):
     """The cost function (spec -> cost in the config's unit) of a search config."""
     if cfg.search.cost == "flops":
-        return cost_lib.FlopsCost(cfg.data.image_size, dict(
-            conv_type=cfg.model.conv_type, se_type=cfg.model.se_type, causal=cfg.model.stream,
-            num_classes=cfg.data.num_classes))
+        return cost_lib.FlopsCost(cfg.data.image_size, nas_config.cost_settings(cfg))
     return cost_lib.TfliteLatency(cfg.data.image_size,
                                   lambda text: build_candidate(cfg, text, dropout_rate=0.0))
 
@@ -88,7 +81,7 @@ def load_spec_yaml(path):
         ValueError: if the file has no ``model.block_specs`` or it does not parse.
     """
     with open(path, encoding="utf-8") as f:
-        values = yaml.safe_load(f) or {}
+        values = strict_yaml.read_yaml(f, str(path)) or {}
     text = (values.get("model") or {}).get("block_specs") if isinstance(values, dict) else None
     if not text:
         raise ValueError(f"{path}: no 'model.block_specs' entry; expected a file written by "
@@ -115,14 +108,9 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
         The summary dict (also written to ``summary.json``), or None when stopped
         early by `stop_after`.
     """
-    import keras
-    import tensorflow as tf
-    from movinet_tf import data as data_lib
-    from movinet_tf.nas.supernet import Supernet
-
     os.makedirs(output_dir, exist_ok=True)
-    experiment_config.atomic_write_text(os.path.join(output_dir, "config.yaml"),
-                                        nas_config.config_to_yaml(cfg))
+    atomic_io.write_text(os.path.join(output_dir, "config.yaml"),
+                         nas_config.config_to_yaml(cfg))
     loop = cfg.search
     keras.utils.set_random_seed(loop.seed)
     space = nas_config.build_space(cfg.space)
@@ -133,12 +121,8 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
         classifier_activation=cfg.model.classifier_activation,
         dropout_rate=cfg.model.dropout_rate, name="supernet")
     schedule = keras.optimizers.schedules.CosineDecay(loop.weight_learning_rate, loop.steps)
-    if loop.weight_optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=loop.momentum)
-    elif loop.weight_optimizer == "rmsprop":
-        optimizer = keras.optimizers.RMSprop(schedule, momentum=loop.momentum)
-    else:
-        optimizer = keras.optimizers.Adam(schedule)
+    optimizer = optimizer_lib.build_optimizer(loop.weight_optimizer, schedule,
+                                              momentum=loop.momentum)
     optimizer.build(supernet.trainable_weights)
     controller = Controller(space, loop.controller_learning_rate, loop.baseline_momentum)
     step = tf.Variable(0, dtype=tf.int64, name="step")
@@ -219,7 +203,7 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
                 report({"event": "progress", **summary})
         if (current + 1) % loop.checkpoint_every == 0 or current + 1 == loop.steps:
             manager.save(checkpoint_number=current + 1)
-            experiment_config.atomic_write_text(history_path, json.dumps(history))
+            atomic_io.write_text(history_path, json.dumps(history))
         if stop_after is not None and run_steps >= stop_after:
             return None
 
@@ -258,21 +242,12 @@ def _finish(cfg, space, supernet, controller, cost_fn, val_data, history, output
     comment = (f"Found by python -m movinet_tf.search ({cfg.search.steps} steps); cost "
                f"{summary['cost']:.3f} {cost_fn.unit} (target {cfg.search.cost_target}).\n"
                f"Train it: python -m movinet_tf.train --config {TRAIN_CONFIG_FILE} (next to this file).")
-    experiment_config.atomic_write_text(os.path.join(output_dir, SPEC_FILE),
-                                        spec_yaml(text, comment))
-    train_values = {
-        "model": {"model_id": "searched", "block_specs": text, "stream": cfg.model.stream,
-                  "conv_type": cfg.model.conv_type, "se_type": cfg.model.se_type,
-                  "activation": cfg.model.activation,
-                  "gating_activation": cfg.model.gating_activation,
-                  "classifier_activation": cfg.model.classifier_activation,
-                  "use_positional_encoding": False, "dropout_rate": cfg.model.dropout_rate},
-        "data": dataclasses.asdict(cfg.data),
-    }
-    train_cfg = experiment_config.config_from_dict(train_values)
+    atomic_io.write_text(os.path.join(output_dir, SPEC_FILE),
+                         spec_yaml(text, comment))
+    train_cfg = nas_config.trainer_config(cfg, text)
     experiment_config.save_config(train_cfg, os.path.join(output_dir, TRAIN_CONFIG_FILE))
-    experiment_config.atomic_write_text(os.path.join(output_dir, SUMMARY_FILE),
-                                        json.dumps(summary, indent=2))
+    atomic_io.write_text(os.path.join(output_dir, SUMMARY_FILE),
+                         json.dumps(summary, indent=2))
     if report:
         report({"event": "done", **{k: v for k, v in summary.items()
                                     if k not in ("history", "space")}})

@@ -21,7 +21,7 @@ TF_LOG_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ [\w/.-]+\.cc:\d+\]", re.MU
 
 def cli_env(cache):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    env.update(PYTHONPATH=REPO, MOVINET_TF_CACHE=str(cache), MOVINET_CACHE=str(cache))
+    env.update(PYTHONPATH=REPO, MOVINET_CACHE=str(cache))
     return env
 
 

@@ -92,7 +92,7 @@ def test_generation_is_deterministic_and_seeded(tmp_path):
 
 
 def test_cache_is_reused_and_guarded(tmp_path, monkeypatch):
-    monkeypatch.setenv("MOVINET_TF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("MOVINET_CACHE", str(tmp_path / "cache"))
     cfg = _small_config("")
     root = data.ensure_builtin(cfg)
     assert root.startswith(str(tmp_path / "cache" / "builtin") + os.sep)
@@ -135,3 +135,14 @@ def test_training_pipeline_is_reproducible_for_a_seed(tmp_path):
                                                       "train", True)]
     np.testing.assert_array_equal(np.stack(first), np.stack(again))
     assert np.abs(np.stack(first) - np.stack(other)).mean() > 0.01
+
+
+def test_cache_dir_is_movinet_cache_and_reads_the_old_name(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("MOVINET_CACHE", str(tmp_path / "new"))
+    monkeypatch.setenv("MOVINET_TF_CACHE", str(tmp_path / "old"))
+    assert builtin.cache_dir() == str(tmp_path / "new")
+    monkeypatch.delenv("MOVINET_CACHE")
+    assert builtin.cache_dir() == str(tmp_path / "old")
+    assert "MOVINET_TF_CACHE is deprecated" in caplog.text
+    monkeypatch.delenv("MOVINET_TF_CACHE")
+    assert builtin.cache_dir() == os.path.join(os.path.expanduser("~"), ".cache", "movinet_tf")

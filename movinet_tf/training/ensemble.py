@@ -21,11 +21,12 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from movinet_tf import atomic_io
 from movinet_tf import checkpoints
 from movinet_tf import config as config_lib
 from movinet_tf import data as data_lib
-from movinet_tf.checkpoints import MEMBER_DIR, load_ensemble, member_dir  # noqa: F401
-from movinet_tf.evaluation import topk_accuracy
+from movinet_tf.checkpoints import load_ensemble, member_dir
+from movinet_tf.training.evaluation import topk_accuracy
 from movinet_tf.models.flops import count_flops
 
 RESULTS_FILE = "ensemble_eval.json"
@@ -67,13 +68,13 @@ def train_ensemble(cfg, model_dir, mode="train_and_eval", member=None, *, train_
                 train_member(member_cfg, member_dir(model_dir, index), mode="train",
                              allow_config_change=allow_config_change)
                 # Written once a member trained: the members' own configs were checked.
-                config_lib.atomic_write_text(saved_path, config_lib.config_to_yaml(cfg))
+                atomic_io.write_text(saved_path, config_lib.config_to_yaml(cfg))
     if mode == "train" or member is not None:
         return {}
     results = evaluate_ensemble(cfg, model_dir)
     print(format_table(results))
     try:
-        config_lib.atomic_write_text(os.path.join(model_dir, RESULTS_FILE),
+        atomic_io.write_text(os.path.join(model_dir, RESULTS_FILE),
                                      json.dumps(results, indent=2))
     except OSError as error:
         logging.warning("Could not save %s in %s: %s", RESULTS_FILE, model_dir, error)

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 import movinet_tf
-from movinet_tf import subclips
+from movinet_tf.training import subclips
 from helpers import random_video, randomize_weights
 
 NUM_CLASSES = 5

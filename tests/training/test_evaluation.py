@@ -1,4 +1,4 @@
-"""Tests for movinet_tf.evaluation: top-k, multi-view averaging, streaming by seconds."""
+"""Tests for movinet_tf.training.evaluation: top-k, multi-view averaging, streaming by seconds."""
 import dataclasses
 
 import helpers
@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from movinet_tf import config
-from movinet_tf import evaluation
-from movinet_tf import train
+from movinet_tf.training import evaluation
+from movinet_tf.training import state
 
 
 def test_topk_accuracy_counts_hits():
@@ -38,7 +38,7 @@ def tiny(tmp_path_factory):
     cfg = config.load_config("tiny", [
         f"data.path={tmp_path_factory.mktemp('builtin')}/tiny", "data.eval_num_clips=2",
         "eval.modes=[clip, multi_clip, stream]"])
-    model = train.build_model(cfg)
+    model = state.build_model(cfg)
     helpers.randomize_weights(model, seed=3)
     return cfg, model
 

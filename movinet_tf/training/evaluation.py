@@ -12,7 +12,7 @@ side by `format_results`:
   grows as the model watches. After the last frame the stream model has seen
   the whole clip, so its final accuracy equals ``clip`` accuracy.
 
-Seconds are converted to frames with ``eval.video_fps / data.temporal_stride``
+Seconds are converted to frames with ``data.video_fps / data.temporal_stride``
 (model frames per second of source video).
 """
 import dataclasses
@@ -187,7 +187,7 @@ def evaluate(model, cfg):
         if "clip" in modes:
             results["clip"] = {**_metrics(predictions["logits"], predictions["labels"]), "views": "1x1"}
         if "stream" in modes:
-            fps = cfg.eval.video_fps / cfg.data.temporal_stride
+            fps = cfg.data.video_fps / cfg.data.temporal_stride
             per_second = stream_accuracy_by_second(
                 predictions["frame_logits"], predictions["labels"], fps)
             final = predictions["frame_logits"][:, -1]

@@ -1,0 +1,120 @@
+"""What a training checkpoint holds, and how it is restored or initialised.
+
+The checkpoint keys: ``model/<weight path>`` (`checkpoints.weights_by_name`),
+``optimizer/<variable path>`` (`optimizer.optimizer_variables`), and the
+counters ``step``, ``epoch`` and ``batch_in_epoch``.
+"""
+import dataclasses
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from movinet_tf import checkpoints
+from movinet_tf.models.official_checkpoint import load_official_checkpoint
+from movinet_tf.training import optimizer as optimizer_lib
+
+
+@dataclasses.dataclass
+class TrainingState:
+    """Everything a checkpoint holds: weights, optimizer slots and the position in the data."""
+    model: object
+    optimizer: object
+    step: object            # tf.Variable int64: optimizer steps taken
+    epoch: object           # tf.Variable int64: passes over the training split completed
+    batch_in_epoch: object  # tf.Variable int64: batches of the current pass already used
+    checkpoint: object      # tf.train.Checkpoint over all of the above
+
+
+def build_model(cfg):
+    """Builds the MoViNet described by ``cfg.model`` with the classes of ``cfg.data``.
+
+    The L2 penalty follows the official task: ``l2(l2_weight_decay / 2)`` on every
+    conv kernel except the final classifier.
+    """
+    return checkpoints.model_from_config(cfg, kernel_l2=cfg.train.l2_weight_decay / 2)
+
+
+def make_training_state(cfg, strategy):
+    """Builds the model, optimizer (slots created) and counters under `strategy`."""
+    with strategy.scope():
+        model = build_model(cfg)
+        if cfg.train.freeze_backbone:
+            model.backbone.trainable = False
+        optimizer = optimizer_lib.make_optimizer(cfg)
+        optimizer.build(model.trainable_variables)
+    # The counters live on the host, outside the strategy: the Python loop updates them.
+    with tf.device("/cpu:0"):
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        batch_in_epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="batch_in_epoch")
+    checkpoint = tf.train.Checkpoint(
+        model=checkpoints.weights_by_name(model),
+        optimizer=optimizer_lib.optimizer_variables(optimizer),
+        step=step, epoch=epoch, batch_in_epoch=batch_in_epoch)
+    return TrainingState(model, optimizer, step, epoch, batch_in_epoch, checkpoint)
+
+
+def restore_checkpoint(state, path):
+    """Restores a training checkpoint into `state`; every object must match.
+
+    The model weights are compared first (`checkpoints.restore`), so a
+    checkpoint of another architecture is one message naming what differs.
+    """
+    checkpoints.restore(state.model, path, what="the run's checkpoint")
+    state.checkpoint.restore(path).assert_existing_objects_matched()
+    logging.info("Resumed from %s at step %d (epoch %d, batch %d of that epoch).",
+                 path, int(state.step), int(state.epoch), int(state.batch_in_epoch))
+
+
+def restore_or_init(cfg, state, latest):
+    """Resumes from `latest`, else initialises from ``train.init_checkpoint`` if set."""
+    # Resume beats fine-tuning: after a kill, the init checkpoint was already used.
+    if latest:
+        restore_checkpoint(state, latest)
+    elif cfg.train.init_checkpoint:
+        load_init_checkpoint(state.model, cfg.train.init_checkpoint,
+                             cfg.train.init_checkpoint_modules)
+
+
+def _is_official_checkpoint(path):
+    return any("/_stem/" in name for name, _ in tf.train.list_variables(path))
+
+
+def load_init_checkpoint(model, path, modules):
+    """Initialises `model` (or its backbone) for fine-tuning.
+
+    Args:
+        model: the built MovinetClassifier.
+        path: one of our checkpoints (a file prefix or a directory), a Keras
+            ``.weights.h5`` file (modules 'all' only), or a published TF Model
+            Garden checkpoint or SavedModel (read with
+            `movinet_tf.load_official_checkpoint`).
+        modules: 'all' or 'backbone'.
+
+    Raises:
+        ValueError: when nothing usable is at `path`.
+    """
+    what = "train.init_checkpoint"
+    if path.endswith(".weights.h5"):
+        if modules != "all":
+            raise ValueError(
+                f"{what} {path!r} is a .weights.h5 file, which restores the whole "
+                "model only; use train.init_checkpoint_modules=all or a tf.train checkpoint.")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{what} {path!r} does not exist.")
+        model.load_weights(path)
+        return
+    if tf.io.gfile.exists(os.path.join(path, "saved_model.pb")):
+        logging.info("Loading the variables of the published SavedModel %s (%s).", path, modules)
+        load_official_checkpoint(model, path, skip_classifier=modules == "backbone")
+        return
+    prefix = checkpoints.resolve_checkpoint(path, what)
+    checkpoints.checkpoint_weight_shapes(prefix)  # A readable checkpoint, or one clear error.
+    if _is_official_checkpoint(prefix):
+        logging.info("Loading published Model Garden checkpoint %s (%s).", prefix, modules)
+        load_official_checkpoint(model, prefix, skip_classifier=modules == "backbone")
+        return
+    logging.info("Loading checkpoint %s (%s).", prefix, modules)
+    checkpoints.restore(model, prefix, strict=False,
+                        only="backbone/" if modules == "backbone" else None, what=what)
