@@ -13,6 +13,8 @@ what each quantize mode adds to that conversion:
 * ``int8`` / ``int8_uint8_input``: calibrated int8 with float islands
   (`quantize_int8`), optionally with a uint8 image input (`uint8_image_input`).
 """
+import re
+
 import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
@@ -25,6 +27,15 @@ FLOAT16_ARITHMETIC_MODE = "float16_arithmetic"
 # but not in int8 (tests/export_lib/test_tflite_export.py checks the result with the
 # interpreter itself).
 FLOAT_OPS = ("HARD_SWISH", "DIV")
+# TensorFlow numbers repeated name scopes: float_island, float_island_1, ... A converted
+# tensor's name may join several op names with ';'.
+_FLOAT_SCOPE_NAME = re.compile(rf"(^|[;/]){FLOAT_SCOPE}(_\d+)?/")
+
+
+def in_float_scope(tensor_name):
+    """Whether a converted tensor comes from a `FLOAT_SCOPE` op (any numbered copy)."""
+    return bool(_FLOAT_SCOPE_NAME.search(tensor_name))
+
 
 
 def use_float16_weights(converter, arithmetic=False):
@@ -145,8 +156,9 @@ def quantize_int8(converter, graph, input_names, layout, calibration_videos):
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=representative_dataset)
     calibrated = Interpreter(model_content=debugger.calibrated_model)
-    keep_float = sorted({detail["name"] for detail in calibrated.get_tensor_details()
-                         if FLOAT_SCOPE + "/" in detail["name"]})
+    keep_float = {detail["name"] for detail in calibrated.get_tensor_details()
+                  if in_float_scope(detail["name"])}
+    keep_float = sorted(keep_float)
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(
         denylisted_nodes=keep_float, denylisted_ops=list(FLOAT_OPS))
     return debugger.get_nondebug_quantized_model()

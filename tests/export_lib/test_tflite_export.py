@@ -158,6 +158,22 @@ def test_int8_agreement(exports, a0_stream, test_clips):
     assert quality["max_logit_error"] < 1.5, quality
     inputs = {d["name"]: d for d in result.manifest["inputs"]}
     assert inputs["image"]["dtype"] == "float32"  # float I/O: the app's code does not change
+    # Every cumulative mean stays float32: each running-mean update has one SUB
+    # (x - mean), and the graph has no other, so all of them must be float32.
+    # (TensorFlow numbers the repeated name scopes; once only the first mean was float.)
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+    with open(result.model_path, "rb") as f:
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(f.read()))
+    graph = model.subgraphs[0]
+    subs = [op for op in graph.operators
+            if flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) == "SUB"]
+    num_means = sum(name.endswith("pool_frame_count")
+                    for name in a0_stream.state_specs([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3]))
+    assert len(subs) == num_means
+    for op in subs:
+        types = {graph.tensors[t].type for t in list(op.inputs) + list(op.outputs)}
+        assert types == {schema.TensorType.FLOAT32}, types
 
 
 @pytest.mark.slow
