@@ -2,13 +2,15 @@
 
     python benchmarks/quantization_accuracy.py --model_dir runs/quickstart   # after `make demo`
 
-For each export mode (none, float16, dynamic, int8, int8_uint8_input) it exports the run's stream
-model, streams the builtin validation videos through LiteRT one frame at a time
-and prints, per mode: top-1 accuracy against the labels after the last frame,
-top-1 agreement with the float Keras graph (after the last frame and over every
-frame) and the largest / mean absolute logit error. int8 is calibrated on
+For each export mode (none, float16, float16_arithmetic, dynamic, int8,
+int8_uint8_input) it exports the run's stream model, streams the builtin
+validation videos through LiteRT one frame at a time and prints, per mode: top-1
+accuracy against the labels after the last frame, top-1 agreement with the float
+Keras graph (after the last frame and over every frame) and the largest / mean
+absolute logit error. int8 is calibrated on
 training videos (streamed through the float model, so the samples carry real
 states); the validation videos are never used for calibration.
+float16_arithmetic gets a second row with XNNPACK's float16 arithmetic forced.
 
 The run must be a builtin-data run (the quickstart's): its config names the data.
 """
@@ -26,7 +28,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "runs/quickstart", "A training run on builtin data.")
 flags.DEFINE_integer("num_val_videos", 50, "Validation videos to stream (spread over classes).")
 flags.DEFINE_integer("num_calibration_videos", 16, "Training videos for int8 calibration.")
-flags.DEFINE_list("modes", ["none", "float16", "dynamic", "int8", "int8_uint8_input"],
+flags.DEFINE_list("modes", ["none", "float16", "float16_arithmetic", "dynamic", "int8",
+                                "int8_uint8_input"],
                   "Export modes to measure.")
 
 
@@ -50,13 +53,18 @@ def _clips(paths, cfg):
     return clips
 
 
-def _last_frame_logits(path, clip):
+def _last_frame_logits(path, clip, force_fp16=False):
     """Logits after the last frame of `clip` streamed through a .tflite from zero states.
 
     A uint8-input model gets each frame as bytes (q = round(255 * x)), as a camera gives it.
+    `force_fp16`: XNNPACK computes in float16 (LiteRT CompiledModel, FORCE_FP16 flag).
     """
     from ai_edge_litert.interpreter import Interpreter
-    runner = Interpreter(model_path=path, num_threads=1).get_signature_runner()
+    from movinet_tf.export_lib import CompiledRunner
+    if force_fp16:
+        runner = CompiledRunner(path, 1, force_fp16=True)
+    else:
+        runner = Interpreter(model_path=path, num_threads=1).get_signature_runner()
     details = runner.get_input_details()
     image = details["image"]
     states = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "image"}
@@ -94,12 +102,20 @@ def main(argv):
                 quantize=mode, labels=loaded.labels,
                 calibration_videos=cal_clips if mode.startswith("int8") else None,
                 min_image_size=loaded.min_image_size)
-            quality = export_lib.compare_with_float(loaded.model, result.model_path, val_clips)
-            correct = [int(np.argmax(_last_frame_logits(result.model_path, clip))) == label
-                       for clip, label in zip(val_clips, val_labels)]
-            rows.append((mode, result.size_bytes / 1e6, float(np.mean(correct)),
-                         quality["top1_agreement_final"], quality["top1_agreement_frames"],
-                         quality["max_logit_error"], quality["mean_logit_error"]))
+            # float16_arithmetic computes in float32 on CPUs without float16 arithmetic (x86);
+            # the forced row is what a phone with float16 arithmetic computes.
+            runs = [(mode, False)]
+            if mode == "float16_arithmetic":
+                runs.append((f"{mode} (fp16 forced)", True))
+            for label, force_fp16 in runs:
+                quality = export_lib.compare_with_float(loaded.model, result.model_path,
+                                                        val_clips, force_fp16=force_fp16)
+                correct = [int(np.argmax(_last_frame_logits(result.model_path, clip,
+                                                            force_fp16))) == truth
+                           for clip, truth in zip(val_clips, val_labels)]
+                rows.append((label, result.size_bytes / 1e6, float(np.mean(correct)),
+                             quality["top1_agreement_final"], quality["top1_agreement_frames"],
+                             quality["max_logit_error"], quality["mean_logit_error"]))
             print(f"  {mode}: done in {time.time() - start:.0f}s", flush=True)
     print()
     print("| mode | MB | val top-1 | agreement (last frame) | agreement (all frames) "

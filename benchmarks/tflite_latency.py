@@ -22,6 +22,12 @@ both int8 models are calibrated on the same 8 builtin clips. So the int8
 agreement table at the end compares the two ways of quantizing one network:
 the official graph keeps a running *sum* in its pool states, ours a running mean.
 
+float16 arithmetic: XNNPACK takes a float model's `fp16accfp16` metadata (our
+`float16_arithmetic` export) as a hint only where the CPU has native float16
+arithmetic (ARMv8.2+), not on x86, even with AVX512-FP16. So the "fp16 forced"
+rows run through LiteRT's CompiledModel API with XNNPACK's FORCE_FP16 flag,
+and the "CM" rows time the same API without it: compare those with each other.
+
 Timing: each call is the full signature-runner call an app makes (set image and
 43 states, invoke, read logits and 43 states); the models are timed round-robin
 in blocks so that load from other processes hits all of them alike. Median over
@@ -117,6 +123,7 @@ def export_ours(work_dir, image_size, calibration, official_saved_model=None):
     for label, quantize, gpu in (("ours float32", "none", False),
                                  ("ours float32 4-D I/O", "none", True),
                                  ("ours float16", "float16", False),
+                                 ("ours float16 arith", "float16_arithmetic", False),
                                  ("ours dynamic", "dynamic", False),
                                  ("ours int8", "int8", False),
                                  ("ours int8 uint8-in", "int8_uint8_input", False)):
@@ -142,13 +149,29 @@ def export_official(work_dir, image_size, calibration_path):
             "official int8": os.path.join(work_dir, "official_int8.tflite")}
 
 
-class _Runner:
-    """One model's signature runner with its states fed back each call."""
+# Models also run through LiteRT's CompiledModel API: label -> (model label, XNNPACK float16
+# forced). "CM" rows time the same API without forcing, so the API's own cost cancels out.
+COMPILED = {"ours f16 arith, fp16 forced": ("ours float16 arith", True),
+            "ours float32, CM": ("ours float32", False),
+            "official f32, CM": ("official float32", False),
+            "official f32, fp16 forced": ("official float32", True)}
 
-    def __init__(self, path, num_threads):
-        from ai_edge_litert.interpreter import Interpreter
-        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
-        self.runner = self.interpreter.get_signature_runner()
+
+class _Runner:
+    """One model's signature runner with its states fed back each call.
+
+    `kind`: None for the interpreter's signature runner (what the Android demo runs),
+    else 'compiled' or 'fp16' for `CompiledRunner` without / with XNNPACK float16 forced.
+    """
+
+    def __init__(self, path, num_threads, kind=None):
+        if kind is None:
+            from ai_edge_litert.interpreter import Interpreter
+            self.runner = Interpreter(model_path=path,
+                                      num_threads=num_threads).get_signature_runner()
+        else:
+            from movinet_tf.export_lib import CompiledRunner
+            self.runner = CompiledRunner(path, num_threads, force_fp16=kind == "fp16")
         details = self.runner.get_input_details()
         rng = np.random.default_rng(0)
         image = details["image"]
@@ -180,11 +203,17 @@ def _dequantize_output(value, detail):
     return (value.astype(np.float32) - zero_point) * scale
 
 
-def _stream_logits(path, clip):
+def _stream_logits(path, clip, force_fp16=False):
     """Logits [T, classes] of one clip streamed through a .tflite (int8 I/O handled)."""
     from ai_edge_litert.interpreter import Interpreter
-    runner = Interpreter(model_path=path, num_threads=1).get_signature_runner()
-    inputs, outputs = runner.get_input_details(), runner.get_output_details()
+    from movinet_tf.export_lib import CompiledRunner
+    if force_fp16:
+        runner = CompiledRunner(path, 1, force_fp16=True)
+        float_logits = {"dtype": np.float32}
+    else:
+        runner = Interpreter(model_path=path, num_threads=1).get_signature_runner()
+        float_logits = runner.get_output_details()["logits"]
+    inputs = runner.get_input_details()
     # Zero states; an int8 state's zero is its zero point.
     states = {name: _quantize_input(np.zeros(d["shape"], np.float32), d)
               if d["dtype"] == np.int8 else np.zeros(d["shape"], d["dtype"])
@@ -193,16 +222,20 @@ def _stream_logits(path, clip):
     for frame in clip:
         image = _quantize_input(frame.reshape(inputs["image"]["shape"]), inputs["image"])
         result = runner(image=image, **states)
-        logits.append(_dequantize_output(result.pop("logits"), outputs["logits"]).reshape(-1))
+        logits.append(_dequantize_output(result.pop("logits"), float_logits).reshape(-1))
         states = result
     return np.stack(logits)
 
 
-def int8_agreement(float_path, int8_path, clips):
-    """Top-1 agreement and logit errors of an int8 model against its float32 twin, per frame."""
+def int8_agreement(float_path, int8_path, clips, force_fp16=False):
+    """Top-1 agreement and logit errors of a reduced-precision model against its float32 twin.
+
+    `force_fp16`: run the second model with XNNPACK's float16 arithmetic forced.
+    """
     agree, errors, scale, gaps = [], [], [], []
     for clip in clips:
-        reference, quantized = _stream_logits(float_path, clip), _stream_logits(int8_path, clip)
+        reference = _stream_logits(float_path, clip)
+        quantized = _stream_logits(int8_path, clip, force_fp16)
         agree.extend(np.argmax(reference, -1) == np.argmax(quantized, -1))
         errors.append(np.abs(reference - quantized))
         scale.append(np.abs(reference).max())
@@ -217,9 +250,10 @@ def int8_agreement(float_path, int8_path, clips):
             "top2_gap": float(np.median(gaps))}
 
 
-def time_models(paths, num_threads, runs, block):
-    """Median ms per call for each model, timed round-robin."""
-    runners = {label: _Runner(path, num_threads) for label, path in paths.items()}
+def time_models(paths, num_threads, runs, block, kinds):
+    """Median ms per call for each model, timed round-robin (`kinds`: label -> runner kind)."""
+    runners = {label: _Runner(path, num_threads, kinds.get(label))
+               for label, path in paths.items()}
     for runner in runners.values():
         for _ in range(10):
             runner.step()
@@ -253,16 +287,21 @@ def main(argv):
     paths = export_ours(work_dir, size, calibration,
                         os.path.join(work_dir, "official_saved_model") if official else None)
     paths.update(official)
-    latency = {threads: time_models(paths, threads, FLAGS.runs, FLAGS.block)
+    kinds = {}
+    for label, (source, force_fp16) in COMPILED.items():
+        if source in paths:
+            paths[label] = paths[source]
+            kinds[label] = "fp16" if force_fp16 else "compiled"
+    latency = {threads: time_models(paths, threads, FLAGS.runs, FLAGS.block, kinds)
                for threads in (1, 2)}
     print(f"\nA0-stream, 1 frame of {size}x{size} per call, LiteRT CPU (XNNPACK), median ms "
           f"over {FLAGS.runs} calls (signature runner: image + states in, logits + states out)")
-    header = f"{'model':<24} {'1 thread':>9} {'2 threads':>10} {'size MB':>8} {'ops':>5}"
+    header = f"{'model':<27} {'1 thread':>9} {'2 threads':>10} {'size MB':>8} {'ops':>5}"
     print(header)
     print("-" * len(header))
     counts = {label: op_counts(path) for label, path in paths.items()}
     for label, path in paths.items():
-        print(f"{label:<24} {latency[1][label]:>9.3f} {latency[2][label]:>10.3f} "
+        print(f"{label:<27} {latency[1][label]:>9.3f} {latency[2][label]:>10.3f} "
               f"{os.path.getsize(path) / 1e6:>8.2f} {sum(counts[label].values()):>5}")
     pairs = [("ours float32", "official float32"), ("ours float16", "official float32"),
              ("ours dynamic", "official float32"), ("ours int8", "official int8")]
@@ -273,7 +312,12 @@ def main(argv):
                 for t in (1, 2)))
     for ours, reference in (("ours float32", "official float32"), ("ours int8", "ours float32"),
                             ("ours int8 uint8-in", "ours float32"),
-                            ("ours int8", "official int8")):
+                            ("ours int8", "official int8"),
+                            ("ours float32, CM", "official f32, CM"),
+                            ("ours f16 arith, fp16 forced", "official f32, CM"),
+                            ("ours f16 arith, fp16 forced", "ours float32, CM"),
+                            ("official f32, fp16 forced", "official f32, CM"),
+                            ("ours f16 arith, fp16 forced", "official f32, fp16 forced")):
         if ours in paths and reference in paths:
             print(f"{ours} / {reference}: " + ", ".join(
                 f"{latency[t][ours] / latency[t][reference]:.2f}x at {t} thread{'s' * (t > 1)}"
@@ -284,25 +328,34 @@ def main(argv):
     print("\nOps per type")
     op_names = sorted({name for c in counts.values() for name in c},
                       key=lambda n: -max(c.get(n, 0) for c in counts.values()))
-    labels = list(paths)
+    labels = [label for label in paths if label not in kinds]
     short = [label.replace("official", "off.").replace("float", "f").replace(" 4-D I/O", " 4D")
              for label in labels]
     print(f"{'op':<20}" + "".join(f"{s:>14}" for s in short))
     for name in op_names:
         print(f"{name:<20}" + "".join(f"{counts[label].get(name, 0):>14}" for label in labels))
-    print(f"\nint8 against float32 of the same implementation, {len(held_out)} held-out clips "
+    print(f"\nint8 and float16 arithmetic (XNNPACK fp16 forced) against float32 of the same "
+          f"implementation, {len(held_out)} held-out clips "
           f"of {held_out.shape[1]} frames (builtin set, not used for calibration)"
           + ("; both carry the official model's weights and the same calibration clips"
              if official else ""))
-    rows = {prefix: int8_agreement(paths[f"{prefix} float32"], paths[f"{prefix} int8"], held_out)
+    rows = {f"{prefix} int8": int8_agreement(paths[f"{prefix} float32"], paths[f"{prefix} int8"],
+                                             held_out)
             for prefix in ("ours", "official") if f"{prefix} int8" in paths}
+    # float16 arithmetic (forced): against the same file's float32 run.
+    rows["ours fp16 arith"] = int8_agreement(paths["ours float32"], paths["ours float16 arith"],
+                                             held_out, force_fp16=True)
+    if "official float32" in paths:
+        rows["official fp16"] = int8_agreement(paths["official float32"],
+                                               paths["official float32"], held_out,
+                                               force_fp16=True)
     if rows:
         window = next(iter(rows.values()))["window"]
         print(f"{'model':<14} {'top-1 agree':>11} {'max abs err':>12} {'mean abs err':>13} "
               f"{'frames 1-' + str(window):>12} {'last ' + str(window):>8} {'max |logit|':>12} "
               f"{'top1-top2 gap':>14}")
     for prefix, quality in rows.items():
-        print(f"{prefix + ' int8':<14} {quality['agreement']:>11.1%} {quality['max_error']:>12.4f} "
+        print(f"{prefix:<14} {quality['agreement']:>11.1%} {quality['max_error']:>12.4f} "
               f"{quality['mean_error']:>13.4f} {quality['early_error']:>12.4f} "
               f"{quality['late_error']:>8.4f} {quality['logit_scale']:>12.3f} "
               f"{quality['top2_gap']:>14.4f}")

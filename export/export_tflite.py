@@ -4,6 +4,7 @@
         --output /tmp/a0.tflite --quantize none
     python export/export_tflite.py --model_id a0 --num_classes 600 --output /tmp/a0_int8.tflite \
         --quantize int8 --image_size 172          # random weights, builtin calibration clips
+    python export/export_tflite.py ... --quantize float16_arithmetic   # float16 compute on phones
     python export/export_tflite.py ... --gpu_compatible_states   # every I/O tensor <= 4-D
 
 Writes model.tflite, model.labels.txt and model.json, then prints the state
@@ -32,8 +33,11 @@ flags.DEFINE_string("model_id", None, "Without --config: a0..a5, t0 (random weig
 flags.DEFINE_integer("num_classes", 600, "Without --config: number of classes.")
 flags.DEFINE_string("labels", None, "Text file with one class name per line.")
 flags.DEFINE_string("output", None, "The .tflite file to write.")
-flags.DEFINE_enum("quantize", "none", ["none", "float16", "dynamic", "int8", "int8_uint8_input"],
-                  "Quantization (int8_uint8_input: int8 with a uint8 camera image input).")
+flags.DEFINE_enum("quantize", "none", ["none", "float16", "float16_arithmetic", "dynamic", "int8",
+                                       "int8_uint8_input"],
+                  "Quantization (float16_arithmetic: float16 weights, and XNNPACK may compute "
+                  "in float16 where the CPU can; int8_uint8_input: int8 with a uint8 camera "
+                  "image input).")
 flags.DEFINE_integer("image_size", None, "Frame side (default: the config's, else 172).")
 flags.DEFINE_bool("gpu_compatible_states", False, "Make every input/output at most 4-D.")
 flags.DEFINE_string("calibration_videos", None,
@@ -73,7 +77,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     from movinet_tf import export_lib
-    from movinet_tf.export_lib import tflite_export, tflite_model
+    from movinet_tf.export_lib import quantize, tflite_model
     loaded = export_lib.load_model(FLAGS.config, FLAGS.checkpoint, overrides=FLAGS.set,
                                    model_id=FLAGS.model_id, stream=True,
                                    num_classes=FLAGS.num_classes, image_size=FLAGS.image_size,
@@ -100,7 +104,7 @@ def main(argv):
                       "clips, and the agreement below is measured on them too, not on your "
                       "videos; pass --calibration_videos 'DIR/*.mp4' for a figure that holds.",
                       file=sys.stderr, flush=True)
-            clips = tflite_export.default_calibration_videos(size, num_videos=wanted,
+            clips = quantize.default_calibration_videos(size, num_videos=wanted,
                                                              num_frames=FLAGS.max_frames)
             calibration = clips[:FLAGS.num_calibration_videos]
             evaluation = clips[FLAGS.num_calibration_videos:]
@@ -116,13 +120,20 @@ def main(argv):
     print("Ops: " + ", ".join(f"{name} {count}" for name, count in
                               sorted(result.op_counts.items(), key=lambda kv: -kv[1])))
     if evaluation:
-        quality = export_lib.compare_with_float(loaded.model, result.model_path, evaluation)
         kind = "" if FLAGS.calibration_videos else "synthetic "
-        print(f"Against the float model on {quality['num_clips']} held-out {kind}clips "
-              f"({quality['num_frames']} frames): top-1 agreement "
-              f"{quality['top1_agreement_final']:.1%} at the last frame, "
-              f"{quality['top1_agreement_frames']:.1%} over all frames; max |logit error| "
-              f"{quality['max_logit_error']:.4f}, mean {quality['mean_logit_error']:.4f}.")
+        # A float16_arithmetic model is also run with XNNPACK's float16 forced: what it
+        # computes on a CPU with float16 arithmetic (this one may stay float32).
+        runs = [(False, "")]
+        if FLAGS.quantize == quantize.FLOAT16_ARITHMETIC_MODE:
+            runs.append((True, " (float16 arithmetic forced)"))
+        for force_fp16, how in runs:
+            quality = export_lib.compare_with_float(loaded.model, result.model_path, evaluation,
+                                                    force_fp16=force_fp16)
+            print(f"Against the float model on {quality['num_clips']} held-out {kind}clips "
+                  f"({quality['num_frames']} frames){how}: top-1 agreement "
+                  f"{quality['top1_agreement_final']:.1%} at the last frame, "
+                  f"{quality['top1_agreement_frames']:.1%} over all frames; max |logit error| "
+                  f"{quality['max_logit_error']:.4f}, mean {quality['mean_logit_error']:.4f}.")
 
 
 if __name__ == "__main__":

@@ -20,9 +20,11 @@ _PUBLIC = {
     "QUANTIZE_MODES": "movinet_tf.export_lib.tflite_export",
     "TFLiteExportResult": "movinet_tf.export_lib.tflite_export",
     "compare_with_float": "movinet_tf.export_lib.tflite_export",
-    "default_calibration_videos": "movinet_tf.export_lib.tflite_export",
+    "default_calibration_videos": "movinet_tf.export_lib.quantize",
     "export_tflite": "movinet_tf.export_lib.tflite_export",
     "TFLiteStreamer": "movinet_tf.export_lib.tflite_model",
     "op_counts": "movinet_tf.export_lib.tflite_model",
+    "reduced_precision": "movinet_tf.export_lib.tflite_model",
+    "CompiledRunner": "movinet_tf.export_lib.tflite_model",
 }
 __getattr__, __dir__, __all__ = lazy.attach(__name__, _PUBLIC)

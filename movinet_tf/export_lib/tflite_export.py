@@ -30,17 +30,16 @@ from ai_edge_litert.interpreter import Interpreter
 
 from movinet_tf import atomic_io
 from movinet_tf.data.contract import InputContract
+from movinet_tf.export_lib import quantize as quantize_lib
 from movinet_tf.export_lib import tflite_model
 from movinet_tf.export_lib.ensemble_graph import (EnsembleFrameGraph, frame_signature_name,
                                                   make_frame_graph)
-from movinet_tf.export_lib.frame_graph import FLOAT_SCOPE
+# default_calibration_videos is re-exported: callers import it from here.
+from movinet_tf.export_lib.quantize import (FLOAT16_ARITHMETIC_MODE, UINT8_INPUT_MODE,  # noqa: F401
+                                            default_calibration_videos)
 
-UINT8_INPUT_MODE = "int8_uint8_input"
-# Op types an int8 export keeps in float32: the LiteRT XNNPACK delegate runs them in float
-# but not in int8 (tests/export_lib/test_tflite_export.py checks the result with the
-# interpreter itself).
-FLOAT_OPS = ("HARD_SWISH", "DIV")
-QUANTIZE_MODES = ("none", "float16", "dynamic", "int8", UINT8_INPUT_MODE)
+QUANTIZE_MODES = ("none", "float16", FLOAT16_ARITHMETIC_MODE, "dynamic", "int8",
+                  UINT8_INPUT_MODE)
 MANIFEST_FORMAT = "movinet_tf.stream_tflite"
 MANIFEST_VERSION = 1
 
@@ -83,65 +82,6 @@ def _check_labels(labels, num_classes):
     return labels
 
 
-def default_calibration_videos(image_size, num_videos=8, num_frames=16, seed=1000):
-    """Calibration clips from the builtin synthetic set, rendered at `image_size`.
-
-    Returns:
-        list of float32 [num_frames, H, W, 3] in [0, 1].
-    """
-    from movinet_tf.data import builtin  # Deferred: only int8 export needs it.
-    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
-    videos = []
-    for i in range(num_videos):
-        frames = builtin.render_clip(i % len(builtin.CLASS_NAMES), seed + i,
-                                     num_frames=num_frames, size=max(height, width, 16))
-        frames = tf.image.resize(tf.cast(frames, tf.float32) / 255.0, (height, width))
-        videos.append(np.clip(frames.numpy(), 0.0, 1.0).astype(np.float32))
-    return videos
-
-
-def _as_float_video(video, image_size, where):
-    video = np.asarray(video)
-    if video.ndim != 4 or video.shape[-1] != 3 or tuple(video.shape[1:3]) != tuple(image_size):
-        raise ValueError(f"{where} must be [T, {image_size[0]}, {image_size[1]}, 3]; got shape "
-                         f"{video.shape}.")
-    if video.dtype == np.uint8:
-        return video.astype(np.float32) / 255.0
-    return video.astype(np.float32)
-
-
-def calibration_samples(graph, videos, layout, samples_per_video=4, seed=0):
-    """Representative inputs with realistic states, for int8 calibration.
-
-    Streams each video through the float `graph` and yields, at frame 0 and at
-    `samples_per_video - 1` random later frames, the inputs the model sees
-    there: ``{"image": frame, **states}`` in `layout`.
-
-    Args:
-        graph: a `FrameGraph`.
-        videos: float32 [T, H, W, 3] clips at the graph's image size.
-        layout: 'published' or 'frame'.
-    """
-    step = tf.function(graph.__call__, autograph=False, reduce_retracing=True)
-    published = graph.state_shapes("published")
-    rng = np.random.default_rng(seed)
-    for index, video in enumerate(videos):
-        video = _as_float_video(video, graph.image_size, f"calibration video {index}")
-        frames = len(video)
-        picks = {0} | set(rng.integers(1, max(frames, 2), size=samples_per_video - 1).tolist())
-        states = graph.init_states("frame")
-        for t in range(frames):
-            if t in picks:
-                sample = {"image": video[t].reshape(graph.image_shape(layout))}
-                for name, value in states.items():
-                    value = np.asarray(value)
-                    if layout == "published":
-                        value = value.reshape(published[name][0])
-                    sample[name] = value
-                yield sample
-            _, states = step(tf.constant(video[t][None]), states)
-
-
 def _signature_functions(graph, layout):
     """dict signature key -> tf.function: ``serving_default``, plus one per ensemble member."""
     functions = {tflite_model.SIGNATURE: graph.signature_function(layout)}
@@ -159,45 +99,6 @@ def _signature_inputs(graph, key):
     return ["image"] + graph.member_state_names(index)
 
 
-def _quantize_int8(converter, graph, keys, layout, calibration_videos):
-    """Calibrates and quantizes to int8, keeping some ops in float32.
-
-    * The `FLOAT_SCOPE` ops: the cumulative means, the 1 / (n + 1) weights from
-      the frame counts, the positional encoding (a handful of [1, 1, 1, C]
-      tensors, where float costs nothing and keeps the means from drifting).
-    * The `FLOAT_OPS` types, which XNNPACK does not run in int8 (HARD_SWISH,
-      DIV): in float it does, so the DEQUANTIZE -> op -> QUANTIZE
-      stays inside one XNNPACK partition instead of cutting it at every op.
-
-    Selective quantization goes through TensorFlow's public `QuantizationDebugger`
-    (``denylisted_nodes`` / ``denylisted_ops``).
-    """
-    videos = calibration_videos
-    if videos is None:
-        videos = default_calibration_videos(graph.image_size)
-    videos = list(videos)
-    if not videos:
-        raise ValueError("calibration_videos is empty; int8 needs at least one clip.")
-    names = {key: _signature_inputs(graph, key) for key in keys}
-
-    def representative_dataset():
-        for sample in calibration_samples(graph, videos, layout):
-            for key in keys:
-                inputs = {name: sample[name] for name in names[key]}
-                yield (key, inputs) if len(keys) > 1 else inputs
-
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=representative_dataset)
-    calibrated = Interpreter(model_content=debugger.calibrated_model)
-    keep_float = sorted({detail["name"] for detail in calibrated.get_tensor_details()
-                         if FLOAT_SCOPE + "/" in detail["name"]})
-    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=keep_float, denylisted_ops=list(FLOAT_OPS))
-    return debugger.get_nondebug_quantized_model()
-
-
 def _convert(graph, layout, quantize, calibration_videos):
     """Converts `graph` through a temporary SavedModel; returns the flatbuffer bytes."""
     functions = _signature_functions(graph, layout)
@@ -213,50 +114,21 @@ def _convert(graph, layout, quantize, calibration_videos):
             # int8 calibration runs TensorFlow's own calibrator, which still builds the
             # deprecated tf.lite.Interpreter internally; our code runs LiteRT.
             warnings.filterwarnings("ignore", message=r"(?s).*tf\.lite\.Interpreter is deprecated")
-            if quantize == "float16":
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.target_spec.supported_types = [tf.float16]
+            if quantize in ("float16", FLOAT16_ARITHMETIC_MODE):
+                quantize_lib.use_float16_weights(
+                    converter, arithmetic=quantize == FLOAT16_ARITHMETIC_MODE)
             elif quantize == "dynamic":
                 converter.optimizations = [tf.lite.Optimize.DEFAULT]
             elif quantize in ("int8", UINT8_INPUT_MODE):
-                content = _quantize_int8(converter, graph, list(functions), layout,
-                                         calibration_videos)
+                names = {key: _signature_inputs(graph, key) for key in functions}
+                content = quantize_lib.quantize_int8(converter, graph, names, layout,
+                                                     calibration_videos)
                 if quantize == UINT8_INPUT_MODE:
-                    content = _uint8_image_input(content)
+                    content = quantize_lib.uint8_image_input(content)
                 return content
             return converter.convert()
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-
-
-def _uint8_image_input(content):
-    """Makes the image input uint8 with real = q / 255 (scale 1/255, zero point 0).
-
-    In the int8 model the float image input feeds exactly one QUANTIZE op (to int8);
-    the input tensor becomes uint8 with that quantization, so the QUANTIZE turns
-    into a uint8 -> int8 requantization and a camera's bytes go in as they are.
-    Only the image changes: the states keep their types.
-    """
-    from ai_edge_litert import schema_py_generated as schema
-    from ai_edge_litert.tools import flatbuffer_utils
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
-    for signature in model.signatureDefs:
-        entry = next((e for e in signature.inputs if e.name.decode() == "image"), None)
-        if entry is None:
-            raise ValueError("The int8 model has no 'image' input to make uint8.")
-        graph = model.subgraphs[signature.subgraphIndex]
-        consumers = [op for op in graph.operators if entry.tensorIndex in list(op.inputs)]
-        names = [flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) for op in consumers]
-        if names != ["QUANTIZE"]:
-            raise ValueError(f"The image input of the int8 model feeds {names}, not one "
-                             "QUANTIZE op; cannot make it uint8.")
-        tensor = graph.tensors[entry.tensorIndex]
-        tensor.type = schema.TensorType.UINT8
-        params = schema.QuantizationParametersT()
-        params.scale = [1.0 / 255.0]
-        params.zeroPoint = [0]
-        tensor.quantization = params
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def _tensor_entry(name, detail):
@@ -360,7 +232,10 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
         output_path: the .tflite path; ``.labels.txt`` and ``.json`` files are
             written beside it (same stem).
         image_size: frame side (int) or (H, W).
-        quantize: 'none' (float32), 'float16' (float16 weights), 'dynamic'
+        quantize: 'none' (float32), 'float16' (float16 weights),
+            'float16_arithmetic' (float16 weights, and metadata that lets
+            XNNPACK compute in float16 where the CPU has float16 arithmetic;
+            float32 inputs, outputs and states), 'dynamic'
             (int8 weights, float activations), 'int8' (int8 weights and
             activations, calibrated; float inputs and outputs; the cumulative
             means stay float32) or 'int8_uint8_input' (the same, with a uint8
@@ -454,7 +329,8 @@ def frame_signatures(model_content, graph):
     return entries
 
 
-def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=1):
+def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=1,
+                       force_fp16=False):
     """Streams clips through a TFLite model and the float graph; measures agreement.
 
     Args:
@@ -464,6 +340,9 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
             a uint8-input model each frame is quantized to its bytes first, and the
             float graph sees the same bytes.
         image_size: defaults to the TFLite model's.
+        force_fp16: run the TFLite model with XNNPACK's float16 arithmetic forced
+            (`tflite_model.CompiledRunner`): what a ``float16_arithmetic`` model
+            computes on a CPU with float16 arithmetic.
 
     Returns:
         dict with ``top1_agreement_final`` (fraction of clips whose top-1 after the
@@ -471,15 +350,18 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
         clip), ``max_logit_error`` and ``mean_logit_error`` (abs, over every
         frame), ``num_clips`` and ``num_frames``.
     """
-    runner = Interpreter(model_path=os.fspath(tflite_path), num_threads=num_threads
-                         ).get_signature_runner(tflite_model.SIGNATURE)
+    if force_fp16:
+        runner = tflite_model.CompiledRunner(tflite_path, num_threads, force_fp16=True)
+    else:
+        runner = Interpreter(model_path=os.fspath(tflite_path), num_threads=num_threads
+                             ).get_signature_runner(tflite_model.SIGNATURE)
     details = runner.get_input_details()
     image = details["image"]
     graph = make_frame_graph(model, image_size or tuple(int(d) for d in image["shape"][-3:-1]))
     step = tf.function(graph.__call__, autograph=False, reduce_retracing=True)
     final_agree, frame_agree, errors = [], [], []
     for index, video in enumerate(videos):
-        video = _as_float_video(video, graph.image_size, f"video {index}")
+        video = quantize_lib.as_float_video(video, graph.image_size, f"video {index}")
         if image["dtype"] == np.uint8:
             # A camera model: the bytes are what it sees, so the float graph gets them too.
             scale, zero_point = image["quantization"]

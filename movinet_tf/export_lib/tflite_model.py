@@ -6,8 +6,11 @@ layout the model was exported with, and checks every frame against the model's
 input contract (shape, layout, value range; uint8 frames are scaled, and an
 integer image input is quantized with its tensor's scale and zero point).
 `op_counts` reads the operator list from the flatbuffer, to check that a model
-uses builtin ops only. This module runs on LiteRT and numpy: it never imports
-TensorFlow.
+uses builtin ops only, and `reduced_precision` its float16 metadata.
+`CompiledRunner` runs one signature through LiteRT's CompiledModel API, where
+the XNNPACK flags can be set: forcing float16 arithmetic shows on any CPU what a
+``float16_arithmetic`` model computes on a phone with float16 arithmetic. This
+module runs on LiteRT and numpy: it never imports TensorFlow.
 """
 import collections
 import json
@@ -36,11 +39,7 @@ def op_counts(model_path_or_bytes):
         (``CONV_2D``); custom ops (Flex / Select-TF included) as
         ``CUSTOM:<custom code>``, e.g. ``CUSTOM:FlexConv3D``.
     """
-    data = model_path_or_bytes
-    if isinstance(data, (str, os.PathLike)):
-        with open(data, "rb") as f:
-            data = f.read()
-    model = schema.Model.GetRootAsModel(data, 0)
+    model = schema.Model.GetRootAsModel(_read(model_path_or_bytes), 0)
     names = []
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
@@ -56,6 +55,93 @@ def op_counts(model_path_or_bytes):
         for i in range(graph.OperatorsLength()):
             counts[names[graph.Operators(i).OpcodeIndex()]] += 1
     return counts
+
+
+REDUCED_PRECISION_KEY = "reduced_precision_support"
+# TfLiteXNNPackDelegateOptions flags (tflite/delegates/xnnpack/xnnpack_delegate.h): signed and
+# unsigned int8 kernels (the default) and float16 inference forced for float32 operators.
+XNNPACK_FLAG_QS8 = 0x1
+XNNPACK_FLAG_QU8 = 0x2
+XNNPACK_FLAG_FORCE_FP16 = 0x4
+
+
+def _read(model_path_or_bytes):
+    if isinstance(model_path_or_bytes, (str, os.PathLike)):
+        with open(model_path_or_bytes, "rb") as f:
+            return f.read()
+    return bytes(model_path_or_bytes)
+
+
+def reduced_precision(model_path_or_bytes):
+    """The model's ``reduced_precision_support`` metadata, e.g. ``'fp16accfp16'``; None if absent.
+
+    ``fp16accfp16`` lets the XNNPACK delegate compute and accumulate in float16
+    (on CPUs with native float16 arithmetic); ``fp16accfp32`` (a plain float16
+    export) asks for float32 accumulation, which XNNPACK honours by staying float32.
+    """
+    model = schema.Model.GetRootAsModel(_read(model_path_or_bytes), 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name().decode() == REDUCED_PRECISION_KEY:
+            data = model.Buffers(entry.Buffer()).DataAsNumpy()
+            return bytes(data).rstrip(b"\0").decode()
+    return None
+
+
+class CompiledRunner:
+    """One signature of a .tflite model on LiteRT's CompiledModel API (CPU, XNNPACK).
+
+    Called like the interpreter's signature runner: keyword numpy inputs in, a
+    dict of numpy outputs (in their shapes) out.
+
+    Args:
+        model_path: the .tflite file.
+        num_threads: CPU threads.
+        force_fp16: run every float32 operator XNNPACK takes in float16
+            (``XNNPACK_FLAG_FORCE_FP16``). Where the CPU has no float16
+            arithmetic, XNNPACK emulates it: the numbers are a phone's, the
+            speed is not.
+        signature: the signature key.
+    """
+
+    def __init__(self, model_path, num_threads=1, force_fp16=False, signature=SIGNATURE):
+        # Deferred: the CompiledModel API loads LiteRT's accelerator registry, which the
+        # interpreter path (TFLiteStreamer, the stream CLI) never needs.
+        from ai_edge_litert.compiled_model import CompiledModel
+        from ai_edge_litert.cpu_options import CpuOptions
+        from ai_edge_litert.options import Options
+        flags = XNNPACK_FLAG_QS8 | XNNPACK_FLAG_QU8
+        if force_fp16:
+            flags |= XNNPACK_FLAG_FORCE_FP16
+        options = Options(cpu_options=CpuOptions(num_threads=num_threads, xnnpack_flags=flags))
+        self._model = CompiledModel.from_file(os.fspath(model_path), options=options)
+        self._signature = signature
+        self._inputs = self._model.get_input_tensor_details(signature)
+        self._outputs = self._model.get_output_tensor_details(signature)
+        self._in_buffers = {name: self._model.create_input_buffer_by_name(signature, name)
+                            for name in self._inputs}
+        self._out_buffers = {name: self._model.create_output_buffer_by_name(signature, name)
+                             for name in self._outputs}
+
+    def get_input_details(self):
+        """dict name -> {'dtype', 'shape', ...} (dtype as a numpy type)."""
+        return {name: {**d, "dtype": np.dtype(d["dtype"]).type}
+                for name, d in self._inputs.items()}
+
+    def __call__(self, **inputs):
+        missing = sorted(set(self._inputs) - set(inputs))
+        if missing:
+            raise ValueError(f"Missing inputs {missing}.")
+        for name, value in inputs.items():
+            detail = self._inputs[name]
+            self._in_buffers[name].write(np.ascontiguousarray(value, np.dtype(detail["dtype"])))
+        self._model.run_by_name(self._signature, self._in_buffers, self._out_buffers)
+        outputs = {}
+        for name, detail in self._outputs.items():
+            shape = [int(d) for d in detail["shape"]]
+            outputs[name] = self._out_buffers[name].read(
+                int(np.prod(shape)), np.dtype(detail["dtype"])).reshape(shape)
+        return outputs
 
 
 def manifest_path_for(model_path):

@@ -1,10 +1,11 @@
 """Single-frame streaming TFLite export, run with the real LiteRT interpreter."""
+import collections
 import json
 import os
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 import movinet_tf
 from movinet_tf.export_lib import TFLiteStreamer, export_tflite, op_counts
@@ -47,7 +48,12 @@ def test_signature_and_builtin_ops_only(exports, a0_stream):
     assert tuple(inputs["image"]["shape"]) == (1, 1, IMAGE_SIZE, IMAGE_SIZE, 3)
     assert inputs["image"]["dtype"] == np.float32
     counts = op_counts(result.model_path)
-    assert counts == result.op_counts
+    # The runtime's own node list, without delegation (each node is one op of the file).
+    plain = Interpreter(model_path=result.model_path,
+                        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    plain.allocate_tensors()
+    assert counts == collections.Counter(op["op_name"] for op in plain._get_ops_details())
+    assert result.op_counts == counts
     assert set(counts) <= EXPECTED_FLOAT_OPS, set(counts) - EXPECTED_FLOAT_OPS
     assert counts["CONV_2D"] >= 60  # the convs really are there
 
@@ -58,9 +64,25 @@ def test_manifest_pairs_states_by_index(exports, test_clips, keras_stream_logits
     with open(result.manifest_path) as f:
         manifest = json.load(f)
     assert manifest == result.manifest
-    assert manifest["num_states"] == 43 and len(manifest["states"]) == 43
+    # Every state of the Keras model, with its shape, dtype and size from the Keras specs,
+    # and the tensor indices LiteRT's signature runner gives for its name.
+    specs = a0_stream.state_specs([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3])
+    runner = Interpreter(model_path=result.model_path).get_signature_runner()
+    in_details, out_details = runner.get_input_details(), runner.get_output_details()
+    assert [s["name"] for s in manifest["states"]] == list(specs)
+    for entry in manifest["states"]:
+        spec = specs[entry["name"]]
+        assert entry["published_shape"] == entry["shape"] == list(spec.shape)
+        assert entry["dtype"] == spec.dtype.name
+        assert entry["bytes"] == int(np.prod(spec.shape)) * spec.dtype.size
+        assert entry["input_index"] == in_details[entry["name"]]["index"]
+        assert entry["output_index"] == out_details[entry["name"]]["index"]
+    assert manifest["num_states"] == len(specs)
+    assert manifest["state_bytes"] == sum(int(np.prod(spec.shape)) * spec.dtype.size
+                                          for spec in specs.values())
+    assert manifest["inputs"][0]["index"] == in_details["image"]["index"]
+    assert manifest["outputs"][0]["index"] == out_details["logits"]["index"]
     assert manifest["num_classes"] == NUM_CLASSES and manifest["image_size"] == [32, 32]
-    assert manifest["state_bytes"] == sum(s["bytes"] for s in manifest["states"])
     assert manifest["labels_file"] == os.path.basename(result.labels_path)
     with open(result.labels_path) as f:
         assert f.read().splitlines() == LABELS
@@ -136,6 +158,22 @@ def test_int8_agreement(exports, a0_stream, test_clips):
     assert quality["max_logit_error"] < 1.5, quality
     inputs = {d["name"]: d for d in result.manifest["inputs"]}
     assert inputs["image"]["dtype"] == "float32"  # float I/O: the app's code does not change
+    # Every cumulative mean stays float32: each running-mean update has one SUB
+    # (x - mean), and the graph has no other, so all of them must be float32.
+    # (TensorFlow numbers the repeated name scopes; once only the first mean was float.)
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+    with open(result.model_path, "rb") as f:
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(f.read()))
+    graph = model.subgraphs[0]
+    subs = [op for op in graph.operators
+            if flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) == "SUB"]
+    num_means = sum(name.endswith("pool_frame_count")
+                    for name in a0_stream.state_specs([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3]))
+    assert len(subs) == num_means
+    for op in subs:
+        types = {graph.tensors[t].type for t in list(op.inputs) + list(op.outputs)}
+        assert types == {schema.TensorType.FLOAT32}, types
 
 
 @pytest.mark.slow

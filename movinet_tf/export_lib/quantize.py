@@ -1,0 +1,194 @@
+"""Reduced-precision TFLite: float16 arithmetic, int8 calibration, uint8 camera input.
+
+`tflite_export.export_tflite` converts the single-frame graph; this module holds
+what each quantize mode adds to that conversion:
+
+* ``float16``: float16 weights (dequantized to float32 when the model loads).
+* ``float16_arithmetic``: float16 weights, and the model's
+  ``reduced_precision_support`` metadata says float16 arithmetic *and*
+  accumulation are acceptable (``fp16accfp16``). LiteRT's XNNPACK delegate then
+  runs the float graph in float16 on CPUs with native float16 arithmetic (ARMv8.2+
+  phones); elsewhere it runs float32, as the ``float16`` file does. Inputs,
+  outputs and states stay float32.
+* ``int8`` / ``int8_uint8_input``: calibrated int8 with float islands
+  (`quantize_int8`), optionally with a uint8 image input (`uint8_image_input`).
+"""
+import re
+
+import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+from movinet_tf.export_lib.frame_graph import FLOAT_SCOPE
+
+UINT8_INPUT_MODE = "int8_uint8_input"
+FLOAT16_ARITHMETIC_MODE = "float16_arithmetic"
+# Op types an int8 export keeps in float32: the LiteRT XNNPACK delegate runs them in float
+# but not in int8 (tests/export_lib/test_tflite_export.py checks the result with the
+# interpreter itself).
+FLOAT_OPS = ("HARD_SWISH", "DIV")
+# TensorFlow numbers repeated name scopes: float_island, float_island_1, ... A converted
+# tensor's name may join several op names with ';'.
+_FLOAT_SCOPE_NAME = re.compile(rf"(^|[;/]){FLOAT_SCOPE}(_\d+)?/")
+
+
+def in_float_scope(tensor_name):
+    """Whether a converted tensor comes from a `FLOAT_SCOPE` op (any numbered copy)."""
+    return bool(_FLOAT_SCOPE_NAME.search(tensor_name))
+
+
+
+def use_float16_weights(converter, arithmetic=False):
+    """Sets `converter` to write float16 weights; with `arithmetic`, float16 compute too.
+
+    The converter then records ``reduced_precision_support`` = ``fp16accfp16``
+    in the model's metadata (``fp16accfp32`` without `arithmetic`): the flag the
+    XNNPACK delegate reads to run a float model in float16 where the CPU has it.
+    The converter exposes the accumulation type only as a private attribute of
+    its target spec; `tflite_model.reduced_precision` reads the result back from
+    the flatbuffer, and the tests check it there.
+    """
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+    if arithmetic:
+        converter.target_spec._experimental_supported_accumulation_type = tf.float16
+
+
+def default_calibration_videos(image_size, num_videos=8, num_frames=16, seed=1000):
+    """Calibration clips from the builtin synthetic set, rendered at `image_size`.
+
+    Returns:
+        list of float32 [num_frames, H, W, 3] in [0, 1].
+    """
+    from movinet_tf.data import builtin  # Deferred: only int8 export needs it.
+    height, width = (image_size, image_size) if isinstance(image_size, int) else image_size
+    videos = []
+    for i in range(num_videos):
+        frames = builtin.render_clip(i % len(builtin.CLASS_NAMES), seed + i,
+                                     num_frames=num_frames, size=max(height, width, 16))
+        frames = tf.image.resize(tf.cast(frames, tf.float32) / 255.0, (height, width))
+        videos.append(np.clip(frames.numpy(), 0.0, 1.0).astype(np.float32))
+    return videos
+
+
+def as_float_video(video, image_size, where):
+    video = np.asarray(video)
+    if video.ndim != 4 or video.shape[-1] != 3 or tuple(video.shape[1:3]) != tuple(image_size):
+        raise ValueError(f"{where} must be [T, {image_size[0]}, {image_size[1]}, 3]; got shape "
+                         f"{video.shape}.")
+    if video.dtype == np.uint8:
+        return video.astype(np.float32) / 255.0
+    return video.astype(np.float32)
+
+
+def calibration_samples(graph, videos, layout, samples_per_video=4, seed=0):
+    """Representative inputs with realistic states, for int8 calibration.
+
+    Streams each video through the float `graph` and yields, at frame 0 and at
+    `samples_per_video - 1` random later frames, the inputs the model sees
+    there: ``{"image": frame, **states}`` in `layout`.
+
+    Args:
+        graph: a `FrameGraph`.
+        videos: float32 [T, H, W, 3] clips at the graph's image size.
+        layout: 'published' or 'frame'.
+    """
+    step = tf.function(graph.__call__, autograph=False, reduce_retracing=True)
+    published = graph.state_shapes("published")
+    rng = np.random.default_rng(seed)
+    for index, video in enumerate(videos):
+        video = as_float_video(video, graph.image_size, f"calibration video {index}")
+        frames = len(video)
+        picks = {0} | set(rng.integers(1, max(frames, 2), size=samples_per_video - 1).tolist())
+        states = graph.init_states("frame")
+        for t in range(frames):
+            if t in picks:
+                sample = {"image": video[t].reshape(graph.image_shape(layout))}
+                for name, value in states.items():
+                    value = np.asarray(value)
+                    if layout == "published":
+                        value = value.reshape(published[name][0])
+                    sample[name] = value
+                yield sample
+            _, states = step(tf.constant(video[t][None]), states)
+
+
+def quantize_int8(converter, graph, input_names, layout, calibration_videos):
+    """Calibrates and quantizes to int8, keeping some ops in float32.
+
+    * The `FLOAT_SCOPE` ops: the cumulative means, the 1 / (n + 1) weights from
+      the frame counts, the positional encoding (a handful of [1, 1, 1, C]
+      tensors, where float costs nothing and keeps the means from drifting).
+    * The `FLOAT_OPS` types, which XNNPACK does not run in int8 (HARD_SWISH,
+      DIV): in float it does, so the DEQUANTIZE -> op -> QUANTIZE
+      stays inside one XNNPACK partition instead of cutting it at every op.
+
+    Selective quantization goes through TensorFlow's public `QuantizationDebugger`
+    (``denylisted_nodes`` / ``denylisted_ops``).
+
+    Args:
+        converter: a `tf.lite.TFLiteConverter` of the graph's signatures.
+        graph: the `FrameGraph` (or ensemble graph) being converted.
+        input_names: dict signature key -> its input names (``image`` first).
+        layout: the state layout of the signatures.
+        calibration_videos: float32 [T, H, W, 3] clips; None: builtin clips.
+
+    Returns:
+        The int8 flatbuffer bytes.
+    """
+    videos = calibration_videos
+    if videos is None:
+        videos = default_calibration_videos(graph.image_size)
+    videos = list(videos)
+    if not videos:
+        raise ValueError("calibration_videos is empty; int8 needs at least one clip.")
+    names = input_names
+    keys = list(names)
+
+    def representative_dataset():
+        for sample in calibration_samples(graph, videos, layout):
+            for key in keys:
+                inputs = {name: sample[name] for name in names[key]}
+                yield (key, inputs) if len(keys) > 1 else inputs
+
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative_dataset)
+    calibrated = Interpreter(model_content=debugger.calibrated_model)
+    keep_float = {detail["name"] for detail in calibrated.get_tensor_details()
+                  if in_float_scope(detail["name"])}
+    keep_float = sorted(keep_float)
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=keep_float, denylisted_ops=list(FLOAT_OPS))
+    return debugger.get_nondebug_quantized_model()
+
+
+def uint8_image_input(content):
+    """Makes the image input uint8 with real = q / 255 (scale 1/255, zero point 0).
+
+    In the int8 model the float image input feeds exactly one QUANTIZE op (to int8);
+    the input tensor becomes uint8 with that quantization, so the QUANTIZE turns
+    into a uint8 -> int8 requantization and a camera's bytes go in as they are.
+    Only the image changes: the states keep their types.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    for signature in model.signatureDefs:
+        entry = next((e for e in signature.inputs if e.name.decode() == "image"), None)
+        if entry is None:
+            raise ValueError("The int8 model has no 'image' input to make uint8.")
+        graph = model.subgraphs[signature.subgraphIndex]
+        consumers = [op for op in graph.operators if entry.tensorIndex in list(op.inputs)]
+        names = [flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) for op in consumers]
+        if names != ["QUANTIZE"]:
+            raise ValueError(f"The image input of the int8 model feeds {names}, not one "
+                             "QUANTIZE op; cannot make it uint8.")
+        tensor = graph.tensors[entry.tensorIndex]
+        tensor.type = schema.TensorType.UINT8
+        params = schema.QuantizationParametersT()
+        params.scale = [1.0 / 255.0]
+        params.zeroPoint = [0]
+        tensor.quantization = params
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
