@@ -128,7 +128,7 @@ class CheckpointModel:
         self.reset()
 
     def reset(self):
-        self.states = self.graph.init_states("gpu")
+        self.states = self.graph.init_states("frame")
 
     def step(self, frame):
         logits, self.states = self.step_fn(self.tf.constant(frame[None], self.tf.float32),
