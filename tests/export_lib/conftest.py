@@ -42,7 +42,7 @@ def keras_stream_logits(a0_stream, test_clips):
 
 @pytest.fixture(scope="session")
 def exports(a0_stream, tmp_path_factory):
-    """Lazily exports a0_stream once per (quantize, gpu layout); returns a getter."""
+    """Lazily exports a0_stream once per (quantize, state layout); returns a getter."""
     cache = {}
     root = tmp_path_factory.mktemp("tflite")
 

@@ -77,3 +77,22 @@ def test_classifier_head_outputs_float32_logits(tmp_path):
         ClassifierHead(0)
     scale = Scale(0.5)
     np.testing.assert_allclose(scale(np.ones((2,), np.float32)).numpy(), [0.5, 0.5])
+
+
+@pytest.mark.parametrize("conv_type,se_type,kernel,strides", [
+    ("2plus1d", "2plus3d", (3, 3, 3), (1, 2, 2)),  # factorised, two-half SE input, skip
+    ("3d", "3d", (1, 5, 5), (1, 1, 1)),            # 3d conv, no skip (8 -> 8)
+    ("3d_2plus1d", "none", (5, 1, 1), (1, 1, 1)),
+])
+def test_weight_shapes_are_the_weights_build_creates(conv_type, se_type, kernel, strides):
+    out = 16 if strides != (1, 1, 1) else 8
+    block = MovinetBlock(8, out, 24, kernel, strides, conv_type=conv_type, se_type=se_type,
+                         causal=True, use_positional_encoding=se_type != "none",
+                         state_prefix="state_b", name="b")
+    declared = {name: slot.shape for name, slot in block.weight_shapes().items()}
+    block.build((None, None, None, None, 8))
+    built = {w.path.split("/", 1)[1]: tuple(w.shape) for w in block.weights}
+    assert declared == built
+    assert (block.skip is not None) == any(name.startswith("skip/") for name in declared)
+    groups = block.weight_shapes()["se/se_reduce/kernel"].input_groups if block.se else 1
+    assert groups == (2 if se_type == "2plus3d" else 1)
