@@ -38,16 +38,13 @@ import tensorflow as tf
 from movinet_tf.layers import ops
 
 LAYOUTS = ("published", "frame")
-# Former name of the "frame" layout, still accepted from callers written for it.
-_LAYOUT_ALIASES = {"gpu": "frame"}
 
 # Name scope of the ops that an int8 export keeps in float32 (see `tflite_export`).
 FLOAT_SCOPE = ops.FLOAT_SCOPE
 
 
 def check_layout(layout):
-    """The layout name, checked: 'published' or 'frame' (old name 'gpu' accepted)."""
-    layout = _LAYOUT_ALIASES.get(layout, layout)
+    """The layout name, checked: 'published' or 'frame'."""
     if layout not in LAYOUTS:
         raise ValueError(f"Unknown state layout {layout!r}; expected one of {LAYOUTS}.")
     return layout
