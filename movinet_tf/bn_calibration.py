@@ -16,6 +16,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from movinet_tf import data as data_lib
+
 
 def batch_norm_layers(model):
     """The trainable `keras.layers.BatchNormalization` layers of `model`, in build order."""
@@ -86,3 +88,16 @@ def recalibrate(model, videos, num_batches):
         for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
     return used
+
+
+def recalibrate_on_training_data(model, cfg):
+    """`recalibrate` on ``cfg.train.bn_recalibration_batches`` augmented training batches.
+
+    The clips come from the training pipeline of ``cfg.data`` (random crops and
+    flips, batches of ``data.batch_size``), as during training.
+
+    Returns:
+        The number of batches used.
+    """
+    dataset = data_lib.build_dataset(cfg.data, cfg.data.train_split, training=True)
+    return recalibrate(model, dataset, cfg.train.bn_recalibration_batches)

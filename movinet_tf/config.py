@@ -86,6 +86,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     l2_weight_decay: float = 3.0e-5
     subclips: int = 1
+    # After the last step, re-estimate BatchNorm's moving statistics over this many
+    # training batches (movinet_tf.bn_calibration); 0 keeps the moving averages.
+    bn_recalibration_batches: int = 0
     init_checkpoint: str = ""
     init_checkpoint_modules: str = dataclasses.field(
         default="all", metadata=_choices("all", "backbone"))
@@ -305,6 +308,7 @@ def _validate(cfg):
     non_negative = {
         "train.warmup_steps": cfg.train.warmup_steps,
         "train.eval_every": cfg.train.eval_every,
+        "train.bn_recalibration_batches": cfg.train.bn_recalibration_batches,
         "train.clipnorm": cfg.train.clipnorm,
         "train.l2_weight_decay": cfg.train.l2_weight_decay,
         "eval.max_batches": cfg.eval.max_batches,
@@ -326,6 +330,10 @@ def _validate(cfg):
         raise ValueError(
             f"train.subclips={cfg.train.subclips} needs a stream model (states carry "
             "from one sub-clip to the next); set model.stream=true or train.subclips=1.")
+    if cfg.train.bn_recalibration_batches and cfg.runtime.strategy != "default":
+        raise ValueError(
+            "train.bn_recalibration_batches runs on one device; it needs "
+            f"runtime.strategy=default, got {cfg.runtime.strategy!r}.")
     if cfg.eval.video_fps <= 0:
         raise ValueError(f"eval.video_fps must be > 0, got {cfg.eval.video_fps}.")
     _validate_ensemble(cfg)

@@ -53,6 +53,7 @@ from absl import logging  # noqa: E402
 from tensorflow.core.framework import summary_pb2  # noqa: E402
 
 import movinet_tf  # noqa: E402
+from movinet_tf import bn_calibration  # noqa: E402
 from movinet_tf import checkpoints  # noqa: E402
 from movinet_tf import config as config_lib  # noqa: E402
 from movinet_tf import data as data_lib  # noqa: E402
@@ -621,6 +622,8 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode):
             window = {"top1": 0.0, "top5": 0.0, "count": 0.0, "steps": 0,
                       **dict.fromkeys(losses, 0.0)}
         progbar.update(current, values=[*shown, ("lr", learning_rate)])
+        if current == train.steps and train.bn_recalibration_batches:
+            bn_calibration.recalibrate_on_training_data(model, cfg)  # Saved just below.
         if current % train.checkpoint_every == 0 or current == train.steps:
             path = save(current)
             logging.info("Saved checkpoint %s.", path)

@@ -2,9 +2,13 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from movinet_tf import bn_calibration
+from movinet_tf import checkpoints
 from movinet_tf import config as config_lib
+from movinet_tf import data as data_lib
+from movinet_tf import train
 from movinet_tf.checkpoints import model_from_config
 from tests.helpers import randomize_weights
 
@@ -81,3 +85,32 @@ def test_bad_arguments():
     plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     with pytest.raises(ValueError, match="no trainable BatchNormalization"):
         bn_calibration.recalibrate(plain, [np.zeros((1, 3), np.float32)], num_batches=1)
+
+
+def test_training_saves_recalibrated_statistics(tmp_path):
+    # With train.bn_recalibration_batches, the last checkpoint holds the stem BatchNorm's
+    # statistics of its inputs over training clips (computed here with tf.nn.conv3d);
+    # after 4 steps of momentum 0.99 the moving averages are still near their start.
+    cfg = config_lib.load_config("tiny", ["train.bn_recalibration_batches=3"])
+    train.train_and_evaluate(cfg, str(tmp_path), mode="train")
+
+    def stem(checkpoint):
+        _, model, _ = checkpoints.load_run(str(tmp_path), checkpoint=str(tmp_path / checkpoint))
+        return model.backbone.stem
+
+    moving, recalibrated = stem("ckpt-4").bn, stem("ckpt-6")
+    features = [tf.nn.conv3d(video, recalibrated.kernel, [1, 1, 2, 2, 1], "SAME").numpy()
+                for video, _ in data_lib.build_dataset(cfg.data, "train", training=True)]
+    features = np.concatenate(features).reshape(-1, features[0].shape[-1])
+    np.testing.assert_allclose(recalibrated.bn.moving_mean.numpy(), features.mean(0),
+                               rtol=0.3, atol=0.02)
+    np.testing.assert_allclose(recalibrated.bn.moving_variance.numpy(), features.var(0), rtol=0.3)
+    assert np.max(np.abs(features.var(0) - moving.moving_variance.numpy())) > 0.3
+
+
+def test_config_key_is_checked():
+    with pytest.raises(ValueError, match="bn_recalibration_batches.*>= 0"):
+        config_lib.load_config("tiny", ["train.bn_recalibration_batches=-1"])
+    with pytest.raises(ValueError, match="runtime.strategy=default"):
+        config_lib.load_config("tiny", ["train.bn_recalibration_batches=2",
+                                        "runtime.strategy=mirrored"])
