@@ -82,6 +82,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     l2_weight_decay: float = 3.0e-5
     subclips: int = 1
+    # After the last step, re-estimate BatchNorm's moving statistics over this many
+    # training batches (movinet_tf.training.bn_calibration); 0 keeps the moving averages.
+    bn_recalibration_batches: int = 0
     init_checkpoint: str = ""
     init_checkpoint_modules: str = dataclasses.field(
         default="all", metadata=_choices("all", "backbone"))

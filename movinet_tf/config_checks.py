@@ -43,6 +43,7 @@ def validate(cfg):
     non_negative = {
         "train.warmup_steps": cfg.train.warmup_steps,
         "train.eval_every": cfg.train.eval_every,
+        "train.bn_recalibration_batches": cfg.train.bn_recalibration_batches,
         "train.clipnorm": cfg.train.clipnorm,
         "train.l2_weight_decay": cfg.train.l2_weight_decay,
         "eval.max_batches": cfg.eval.max_batches,
@@ -64,6 +65,10 @@ def validate(cfg):
         raise ValueError(
             f"train.subclips={cfg.train.subclips} needs a stream model (states carry "
             "from one sub-clip to the next); set model.stream=true or train.subclips=1.")
+    if cfg.train.bn_recalibration_batches and cfg.runtime.strategy != "default":
+        raise ValueError(
+            "train.bn_recalibration_batches runs on one device; it needs "
+            f"runtime.strategy=default, got {cfg.runtime.strategy!r}.")
     _validate_ensemble(cfg)
     # A config whose data is not on this machine (the Kinetics recipes) must still load,
     # so an empty data.path is reported by the trainer, with directions, not here.

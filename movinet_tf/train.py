@@ -51,6 +51,7 @@ from movinet_tf import atomic_io  # noqa: E402
 from movinet_tf import checkpoints  # noqa: E402
 from movinet_tf import config as config_lib  # noqa: E402
 from movinet_tf.checkpoints import CONFIG_FILE  # noqa: E402
+from movinet_tf.training import bn_calibration  # noqa: E402
 from movinet_tf.training import distribution  # noqa: E402
 from movinet_tf.training import ensemble  # noqa: E402
 from movinet_tf.training import evaluation  # noqa: E402
@@ -191,6 +192,8 @@ def _train(cfg, state, strategy, manager, out_dir, chief, mode):
         step.assign_add(1)
         batch_in_epoch.assign_add(1)
         log.update(current, stats, float(state.optimizer.learning_rate))
+        if current == train.steps and train.bn_recalibration_batches:
+            bn_calibration.recalibrate_on_training_data(model, cfg)  # Saved just below.
         if current % train.checkpoint_every == 0 or current == train.steps:
             step_lib.check_weights(current, model, manager.latest_checkpoint)
             if chief and not saved_config:  # config.yaml goes with the first checkpoint.
