@@ -6,6 +6,7 @@ import pkgutil
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 
 def randomize_weights(model_or_layer, seed=0, gain=1.5):
@@ -68,6 +69,61 @@ def stream(model, video, sizes):
         logits, states = model({**states, "image": video[:, start:start + size]})
         start += size
     return logits, states
+
+
+def stream_per_frame(step, clip, states):
+    """Feeds `clip` to `step` one frame at a time; returns (logits [T, N] float32, states).
+
+    The tests' one frame loop, for any single-frame model: a Keras stream model
+    (`keras_step`), a folded `FrameGraph` (`frame_graph_step`) or a LiteRT
+    signature runner (`runner_step`).
+
+    Args:
+        step: fn(frame [H, W, C], states) -> (logits, new states); the logits
+            are flattened, so [1, N] and [N] both work.
+        clip: [T, H, W, C] or [1, T, H, W, C] (numpy; any dtype, passed as is).
+        states: the states before the first frame (e.g. zeros).
+    """
+    clip = np.asarray(clip)
+    if clip.ndim == 5:
+        assert clip.shape[0] == 1, f"one clip at a time, got a batch of {clip.shape[0]}"
+        clip = clip[0]
+    logits = []
+    for frame in clip:
+        out, states = step(frame, states)
+        logits.append(np.asarray(out, np.float32).reshape(-1))
+    return np.stack(logits), states
+
+
+def keras_step(model):
+    """A Keras stream model's call as a `stream_per_frame` step (states from
+    ``model.init_states([1, 1, H, W, 3])``)."""
+    return lambda frame, states: model({**states, "image": frame[None, None]})
+
+
+def frame_graph_step(graph):
+    """A `FrameGraph` as a `stream_per_frame` step, traced once (states from
+    ``graph.init_states("frame")``)."""
+    call = tf.function(graph.__call__, autograph=False)
+    return lambda frame, states: call(tf.constant(frame[None]), states)
+
+
+def runner_step(runner):
+    """A LiteRT signature runner (or `CompiledRunner`) as a `stream_per_frame` step:
+    each frame is reshaped to the image input, every other output is a state."""
+    image_shape = runner.get_input_details()["image"]["shape"]
+
+    def step(frame, states):
+        outputs = dict(runner(image=frame.reshape(image_shape), **states))
+        return outputs.pop("logits"), outputs
+
+    return step
+
+
+def runner_zero_states(runner):
+    """Zero states for every input of a LiteRT signature runner but the image."""
+    return {name: np.zeros(d["shape"], d["dtype"])
+            for name, d in runner.get_input_details().items() if name != "image"}
 
 
 def _stream_layer(layer, video, sizes):

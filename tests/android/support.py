@@ -7,6 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 
+from helpers import stream_per_frame
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ANDROID_DEMO = REPO / "android_demo"
 HARNESS_SOURCE = pathlib.Path(__file__).resolve().parent / "java" / "CoreHarness.java"
@@ -92,16 +94,15 @@ def litert_stream(model_path, frames, carry_states=True, num_threads=2):
         return np.full(detail["shape"], zero_point if scale else 0, detail["dtype"])
 
     zeros = {name: zero(d) for name, d in inputs.items() if name != "image"}
-    states = dict(zeros)
     scale, zero_point = outputs["logits"]["quantization"]
-    logits = []
-    for frame in frames:
+
+    def step(frame, states):
         result = dict(runner(image=frame.reshape(inputs["image"]["shape"]), **states))
         raw = result.pop("logits")[0]
-        logits.append(np.float32(scale) * (raw.astype(np.float32) - np.float32(zero_point))
-                      if scale else raw)
+        logits = (np.float32(scale) * (raw.astype(np.float32) - np.float32(zero_point))
+                  if scale else raw)
         if not carry_states:
-            continue
+            return logits, zeros
         for name, value in result.items():
             in_q, out_q = inputs[name]["quantization"], outputs[name]["quantization"]
             if in_q[0] and tuple(in_q) != tuple(out_q):
@@ -109,8 +110,10 @@ def litert_stream(model_path, frames, carry_states=True, num_threads=2):
                 info = np.iinfo(value.dtype)
                 value = np.clip(np.floor(real / np.float32(in_q[0]) + np.float32(0.5))
                                 + in_q[1], info.min, info.max).astype(value.dtype)
-            states[name] = value
-    return np.stack(logits).astype(np.float32)
+            result[name] = value
+        return logits, result
+
+    return stream_per_frame(step, frames, zeros)[0]
 
 
 def logits_step(model_path, manifest):

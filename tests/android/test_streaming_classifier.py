@@ -6,7 +6,7 @@ runtime) over the same preprocessed frames of a real clip, carrying states by na
 import numpy as np
 import pytest
 
-from tests.android.support import IMAGE_SIZE, NUM_CLASSES, key_values
+from tests.android.support import IMAGE_SIZE, NUM_CLASSES, key_values, litert_stream
 
 # Resolve the runtime (skip/fail fast) before the session's model export.
 pytestmark = pytest.mark.usefixtures("harness")
@@ -44,21 +44,13 @@ def java_run(harness, stream_model, model_frames, tmp_path_factory):
 
 
 def _python_litert(model_path, frames, carry_states=True):
+    """Logits [T, N] through Python LiteRT (`litert_stream`), and the runner's input and
+    output names."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interpreter = Interpreter(model_path=str(model_path), num_threads=2)
-    runner = interpreter.get_signature_runner("serving_default")
-    inputs = runner.get_input_details()
-    zeros = {name: np.zeros(d["shape"], d["dtype"]) for name, d in inputs.items()
-             if name != "image"}
-    states = dict(zeros)
-    logits = []
-    for frame in frames:
-        outputs = dict(runner(image=frame[None, None].astype(np.float32), **states))
-        logits.append(outputs.pop("logits")[0])
-        states = outputs if carry_states else dict(zeros)
-    output_names = list(runner.get_output_details())
-    return np.stack(logits), sorted(inputs), sorted(output_names)
+    runner = Interpreter(model_path=str(model_path)).get_signature_runner("serving_default")
+    logits = litert_stream(model_path, np.asarray(frames, np.float32), carry_states=carry_states)
+    return logits, sorted(runner.get_input_details()), sorted(runner.get_output_details())
 
 
 @pytest.fixture(scope="module")

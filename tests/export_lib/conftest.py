@@ -1,9 +1,8 @@
 """Shared, session-scoped models and exports for the export tests (conversion is the slow part)."""
-import numpy as np
 import pytest
 
 import movinet_tf
-from helpers import randomize_weights, random_video
+from helpers import keras_step, randomize_weights, random_video, stream_per_frame
 from movinet_tf import export_lib
 
 IMAGE_SIZE = 32
@@ -29,15 +28,9 @@ def test_clips():
 @pytest.fixture(scope="session")
 def keras_stream_logits(a0_stream, test_clips):
     """Keras stream-call logits after each frame: list of [T, N] per clip."""
-    out = []
-    for clip in test_clips:
-        states = a0_stream.init_states([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3])
-        per_frame = []
-        for t in range(len(clip)):
-            logits, states = a0_stream({**states, "image": clip[None, t:t + 1]})
-            per_frame.append(logits.numpy()[0])
-        out.append(np.stack(per_frame))
-    return out
+    step = keras_step(a0_stream)
+    return [stream_per_frame(step, clip, a0_stream.init_states([1, 1, *clip.shape[1:]]))[0]
+            for clip in test_clips]
 
 
 @pytest.fixture(scope="session")

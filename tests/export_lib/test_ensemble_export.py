@@ -1,4 +1,5 @@
 """A temporal ensemble exported as ONE single-frame streaming TFLite file, and as a SavedModel."""
+import itertools
 import os
 import subprocess
 import sys
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 
 import movinet_tf
-from helpers import random_video, randomize_weights
+from helpers import keras_step, random_video, randomize_weights, runner_zero_states
+from helpers import stream_per_frame
 from movinet_tf import config as config_lib
 from movinet_tf.ensemble import FRAME_COUNT_NAME, TemporalEnsemble
 from movinet_tf.export_lib import TFLiteStreamer, export_saved_model, export_tflite, op_counts
@@ -43,11 +45,7 @@ def exported(ensemble, tmp_path_factory):
 
 def _keras_stream(model, clip):
     states = model.init_states([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3])
-    out = []
-    for t in range(clip.shape[1]):
-        logits, states = model({**states, "image": clip[:, t:t + 1]})
-        out.append(logits.numpy()[0])
-    return np.stack(out)
+    return stream_per_frame(keras_step(model), clip, states)[0]
 
 
 def test_tflite_ensemble_equals_keras_ensemble_frame_by_frame(ensemble, clip, exported):
@@ -95,20 +93,20 @@ def _run_frame_signatures(path, clip):
     from ai_edge_litert.interpreter import Interpreter
     interpreter = Interpreter(model_path=path, num_threads=1)
     runners = [interpreter.get_signature_runner(f"frame_mod_{i}") for i in (0, 1)]
-    states = {}
-    for runner in runners:
-        for name, detail in runner.get_input_details().items():
-            if name != "image":
-                states[name] = np.zeros(detail["shape"], detail["dtype"])
-    out = []
-    for t in range(clip.shape[1]):
-        runner = runners[t % 2]
+    frame_index = itertools.count()
+
+    def step(frame, states):
+        runner = runners[next(frame_index) % 2]
         wanted = [name for name in runner.get_input_details() if name != "image"]
-        result = runner(image=clip[:, t:t + 1], **{name: states[name] for name in wanted})
-        out.append(result.pop("logits")[0])
+        result = runner(image=frame[None, None], **{name: states[name] for name in wanted})
+        logits = result.pop("logits")
         assert set(result) < set(wanted)  # it writes only what it changes
-        states.update(result)
-    return np.stack(out)
+        return logits, {**states, **result}
+
+    zeros = {}
+    for runner in runners:
+        zeros.update(runner_zero_states(runner))
+    return stream_per_frame(step, clip, zeros)[0]
 
 
 def test_frame_signatures_run_one_member_each_and_equal_keras(ensemble, clip, exported):

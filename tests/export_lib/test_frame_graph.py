@@ -1,10 +1,10 @@
 """The folded single-frame export graph computes what the Keras stream model computes."""
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import movinet_tf
-from helpers import randomize_weights, random_video
+from helpers import frame_graph_step, keras_step, randomize_weights, random_video
+from helpers import stream_per_frame
 from movinet_tf.export_lib import FrameGraph
 
 from .conftest import IMAGE_SIZE
@@ -12,16 +12,10 @@ from .conftest import IMAGE_SIZE
 
 def _stream_both(model, graph, clip):
     """Max |logit difference| over every frame of `clip`, Keras stream call vs graph."""
-    states = model.init_states([1, 1] + list(clip.shape[1:]))
-    graph_states = graph.init_states("frame")
-    step = tf.function(graph.__call__, autograph=False)
-    worst, scale = 0.0, 0.0
-    for t in range(len(clip)):
-        expected, states = model({**states, "image": clip[None, t:t + 1]})
-        got, graph_states = step(tf.constant(clip[t][None]), graph_states)
-        worst = max(worst, float(np.max(np.abs(got.numpy() - expected.numpy()))))
-        scale = max(scale, float(np.max(np.abs(expected.numpy()))))
-    return worst, scale
+    expected, _ = stream_per_frame(keras_step(model), clip,
+                                   model.init_states([1, 1, *clip.shape[1:]]))
+    got, _ = stream_per_frame(frame_graph_step(graph), clip, graph.init_states("frame"))
+    return float(np.max(np.abs(got - expected))), float(np.max(np.abs(expected)))
 
 
 def test_a0_frame_graph_equals_keras_stream(a0_stream, test_clips):

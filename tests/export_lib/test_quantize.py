@@ -2,20 +2,13 @@
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
+from helpers import runner_step, runner_zero_states, stream_per_frame
 from movinet_tf.export_lib import CompiledRunner, reduced_precision
 
 
 def _stream(runner, clip):
     """Logits [T, N] of `clip` streamed through a signature-runner-like callable."""
-    details = runner.get_input_details()
-    states = {name: np.zeros(d["shape"], d["dtype"]) for name, d in details.items()
-              if name != "image"}
-    logits = []
-    for frame in clip:
-        outputs = runner(image=frame.reshape(details["image"]["shape"]), **states)
-        logits.append(np.asarray(outputs.pop("logits"), np.float32).reshape(-1))
-        states = outputs
-    return np.stack(logits)
+    return stream_per_frame(runner_step(runner), clip, runner_zero_states(runner))[0]
 
 
 def test_float16_arithmetic_model_within_its_bound_of_keras(exports, test_clips,

@@ -8,6 +8,7 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 import movinet_tf
+from helpers import keras_step, runner_step, runner_zero_states, stream_per_frame
 from movinet_tf.export_lib import TFLiteStreamer, export_tflite, op_counts
 from movinet_tf.export_lib.tflite_export import build_manifest, compare_with_float
 
@@ -90,17 +91,19 @@ def test_manifest_pairs_states_by_index(exports, test_clips, keras_stream_logits
     interpreter.allocate_tensors()
     image_index = manifest["inputs"][0]["index"]
     logits_index = manifest["outputs"][0]["index"]
-    states = {s["input_index"]: np.zeros(s["shape"], s["dtype"]) for s in manifest["states"]}
-    clip = test_clips[1]
-    for t in range(len(clip)):
-        interpreter.set_tensor(image_index, clip[None, t:t + 1])
+
+    def step(frame, states):  # Tensors by the manifest's indices, as an app would.
+        interpreter.set_tensor(image_index, frame[None, None])
         for index, value in states.items():
             interpreter.set_tensor(index, value)
         interpreter.invoke()
-        logits = interpreter.get_tensor(logits_index)[0]
-        states = {s["input_index"]: interpreter.get_tensor(s["output_index"])
-                  for s in manifest["states"]}
-    np.testing.assert_allclose(logits, keras_stream_logits[1][-1], atol=1e-4, rtol=0)
+        return interpreter.get_tensor(logits_index), {
+            s["input_index"]: interpreter.get_tensor(s["output_index"])
+            for s in manifest["states"]}
+
+    states = {s["input_index"]: np.zeros(s["shape"], s["dtype"]) for s in manifest["states"]}
+    logits, _ = stream_per_frame(step, test_clips[1], states)
+    np.testing.assert_allclose(logits[-1], keras_stream_logits[1][-1], atol=1e-4, rtol=0)
     # Deterministic: rebuilding the manifest from the same flatbuffer gives the same text.
     from movinet_tf.export_lib.frame_graph import FrameGraph
     with open(result.model_path, "rb") as f:
@@ -191,18 +194,11 @@ def test_uint8_image_input_runs_in_litert_and_agrees(exports, a0_stream, test_cl
     # Camera bytes in; compare with the float Keras model on the same (rounded) frames.
     clip_bytes = np.round(test_clips[0] * 255).astype(np.uint8)
     clip = clip_bytes.astype(np.float32) / 255.0
-    states = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "image"}
-    keras_states = a0_stream.init_states([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3])
-    agree, worst, scale = [], 0.0, 0.0
-    for t in range(len(clip)):
-        out = runner(image=clip_bytes[t].reshape(details["image"]["shape"]), **states)
-        got = out.pop("logits")[0]
-        states = out
-        expected, keras_states = a0_stream({**keras_states, "image": clip[None, t:t + 1]})
-        expected = expected.numpy()[0]
-        agree.append(np.argmax(got) == np.argmax(expected))
-        worst = max(worst, float(np.abs(got - expected).max()))
-        scale = max(scale, float(np.abs(expected).max()))
+    got, _ = stream_per_frame(runner_step(runner), clip_bytes, runner_zero_states(runner))
+    expected, _ = stream_per_frame(keras_step(a0_stream), clip,
+                                   a0_stream.init_states([1, 1, IMAGE_SIZE, IMAGE_SIZE, 3]))
+    agree = np.argmax(got, axis=1) == np.argmax(expected, axis=1)
+    worst, scale = float(np.abs(got - expected).max()), float(np.abs(expected).max())
     # Same bounds as the float-input int8 model (test_int8_agreement): the image's int8
     # quantization is the same up to the uint8 -> int8 requantization (measured: 23/24
     # frames, max |err| 0.66, as for float input).
