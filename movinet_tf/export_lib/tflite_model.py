@@ -20,6 +20,7 @@ import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 from ai_edge_litert.interpreter import Interpreter
 
+from movinet_tf import cli
 from movinet_tf.data.contract import InputContract
 
 SIGNATURE = "serving_default"
@@ -114,8 +115,12 @@ class CompiledRunner:
         if force_fp16:
             flags |= XNNPACK_FLAG_FORCE_FP16
         options = Options(cpu_options=CpuOptions(num_threads=num_threads, xnnpack_flags=flags))
-        self._model = CompiledModel.from_file(os.fspath(model_path), options=options)
+        # LiteRT's environment logs every accelerator and plugin it tries (about 30 lines
+        # from C++, whatever the log level); that is noise unless --verbose asks for it.
+        with cli.quiet_native_stderr():
+            self._model = CompiledModel.from_file(os.fspath(model_path), options=options)
         self._signature = signature
+        self._first_run = True
         self._inputs = self._model.get_input_tensor_details(signature)
         self._outputs = self._model.get_output_tensor_details(signature)
         self._in_buffers = {name: self._model.create_input_buffer_by_name(signature, name)
@@ -129,6 +134,13 @@ class CompiledRunner:
                 for name, d in self._inputs.items()}
 
     def __call__(self, **inputs):
+        if self._first_run:  # The first buffer write sets up (and logs) LiteRT's environment.
+            self._first_run = False
+            with cli.quiet_native_stderr():
+                return self._run(inputs)
+        return self._run(inputs)
+
+    def _run(self, inputs):
         missing = sorted(set(self._inputs) - set(inputs))
         if missing:
             raise ValueError(f"Missing inputs {missing}.")
