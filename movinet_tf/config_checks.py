@@ -37,9 +37,7 @@ def validate(cfg):
         "train.keep_checkpoints": cfg.train.keep_checkpoints,
         "train.log_every": cfg.train.log_every,
     }
-    for key, value in positive.items():
-        if value < 1:
-            raise ValueError(f"Config key {key!r} must be >= 1, got {value}.")
+    _check_at_least(positive, 1)
     non_negative = {
         "train.warmup_steps": cfg.train.warmup_steps,
         "train.eval_every": cfg.train.eval_every,
@@ -50,9 +48,7 @@ def validate(cfg):
         "eval.num_frames": cfg.eval.num_frames,
         "runtime.cpu_logical_devices": cfg.runtime.cpu_logical_devices,
     }
-    for key, value in non_negative.items():
-        if value < 0:
-            raise ValueError(f"Config key {key!r} must be >= 0, got {value}.")
+    _check_at_least(non_negative, 0)
     _check_ranges(cfg)
     if cfg.train.warmup_steps > cfg.train.steps:
         raise ValueError(
@@ -77,6 +73,13 @@ def validate(cfg):
     return cfg
 
 
+def _check_at_least(values, minimum):
+    """Raises ValueError naming the first key of `values` ({key: number}) below `minimum`."""
+    for key, value in values.items():
+        if value < minimum:
+            raise ValueError(f"Config key {key!r} must be >= {minimum}, got {value}.")
+
+
 def _float_fields(node, section=""):
     for field in dataclasses.fields(node):
         value = getattr(node, field.name)
@@ -98,10 +101,7 @@ def _check_ranges(cfg):
     for key, value in greater_than_zero.items():
         if value <= 0:
             raise ValueError(f"Config key {key!r} must be > 0, got {value}.")
-    non_negative = {"train.weight_decay": train.weight_decay}
-    for key, value in non_negative.items():
-        if value < 0:
-            raise ValueError(f"Config key {key!r} must be >= 0, got {value}.")
+    _check_at_least({"train.weight_decay": train.weight_decay}, 0)
     unit = {"train.momentum": train.momentum, "train.rmsprop_rho": train.rmsprop_rho,
             "model.dropout_rate": model.dropout_rate,
             "model.stochastic_depth_drop_rate": model.stochastic_depth_drop_rate}
