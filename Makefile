@@ -4,6 +4,9 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 RUN_DIR ?= runs/quickstart
+# The suite runs on this many pytest-xdist workers (one per core of a 2-core CI machine);
+# each module, and each folder with session fixtures, stays on one worker.
+TEST_WORKERS ?= 2
 
 .PHONY: install install-reference install-android demo test
 
@@ -19,4 +22,4 @@ demo: install
 	$(PYTHON) -m movinet_tf.quickstart --model_dir $(RUN_DIR)
 
 test: install install-reference install-android
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n $(TEST_WORKERS) --dist loadgroup

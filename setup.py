@@ -34,7 +34,7 @@ setup(
         "matplotlib>=3.7",
     ],
     extras_require={
-        "test": ["pytest>=8", "psutil>=5.9"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "psutil>=5.9"],
         # The official implementation, used only by the parity tests and the
         # benchmarks. tf-models-official itself pins an older TensorFlow, so it
         # is installed with --no-deps by `make install-reference`; these are the
