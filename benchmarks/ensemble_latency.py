@@ -13,6 +13,11 @@ The ensemble file is run two ways:
 * ``frame_mod_<t mod N>`` (the manifest's ``frame_signatures``): frame t calls
   the signature of member t mod N, which takes and returns only the states it
   needs, with no control flow. Its per-frame cost should be one member's.
+
+A control row runs the two members' own files (one interpreter each), frame t
+on member t mod 2: the same arithmetic and the same two weight sets, without
+the ensemble file. What it costs above one member is the price of alternating
+between two sets of weights (caches), not of the ensemble graph.
 """
 import os
 import sys
@@ -61,6 +66,19 @@ class _FrameSignatures:
         return logits
 
 
+class _Alternating:
+    """Frame t on streamer t mod N: separate member files, taken in turn."""
+
+    def __init__(self, streamers):
+        self.streamers = streamers
+        self.t = 0
+
+    def step(self, frame):
+        logits = self.streamers[self.t % len(self.streamers)].step(frame)
+        self.t += 1
+        return logits
+
+
 def _time(streamers, frame, runs, block):
     for streamer in streamers.values():
         for _ in range(10):
@@ -89,6 +107,8 @@ def main(argv):
           flush=True)
     paths = {"one member": export_tflite(members[0], os.path.join(work, "member.tflite"),
                                          image_size=size).model_path,
+             "member files, alternating": export_tflite(
+                 members[1], os.path.join(work, "member1.tflite"), image_size=size).model_path,
              "ensemble of 2": export_tflite(ensemble, os.path.join(work, "ensemble.tflite"),
                                             image_size=size).model_path}
     frame = np.random.default_rng(0).uniform(0, 1, (size, size, 3)).astype(np.float32)
@@ -99,7 +119,11 @@ def main(argv):
     paths["ensemble, frame_mod_<i>"] = paths["ensemble of 2"]
     for threads in (1, 2):
         streamers = {label: TFLiteStreamer(path, num_threads=threads)
-                     for label, path in paths.items() if label != "ensemble, frame_mod_<i>"}
+                     for label, path in paths.items()
+                     if label in ("one member", "ensemble of 2")}
+        streamers["member files, alternating"] = _Alternating(
+            [TFLiteStreamer(paths["one member"], num_threads=threads),
+             TFLiteStreamer(paths["member files, alternating"], num_threads=threads)])
         streamers["ensemble, frame_mod_<i>"] = _FrameSignatures(paths["ensemble of 2"], threads)
         results[threads] = _time(streamers, frame, FLAGS.runs, FLAGS.block)
     for label, path in paths.items():
@@ -108,7 +132,7 @@ def main(argv):
               f"{os.path.getsize(path) / 1e6:>7.2f} {sum(counts.values()):>5} "
               f"{counts.get('IF', 0):>3}")
     for threads in (1, 2):
-        for label in ("ensemble of 2", "ensemble, frame_mod_<i>"):
+        for label in ("ensemble of 2", "ensemble, frame_mod_<i>", "member files, alternating"):
             ratio = results[threads][label] / results[threads]["one member"]
             print(f"{label} / one member at {threads} thread(s): {ratio:.2f}x")
     print(f"\nmodels in {work}")

@@ -86,6 +86,9 @@ class FrameGraph:
         backbone = model.backbone
         self.stem = backbone.stem.frame_step()
         self.blocks = [block.frame_step() for block in backbone.blocks]
+        # Each block's ops run under its layer's name scope, so that an int8 export can
+        # keep chosen layers in float (`quantize.FLOAT_LAYERS`).
+        self.block_names = [block.name for block in backbone.blocks]
         self.head_project = backbone.head_project.frame_step()
         self.head_pool = backbone.head_pool.frame_step()
         self.classifier_head = model.classifier_head.frame_step()
@@ -125,8 +128,9 @@ class FrameGraph:
     def __call__(self, image, states):
         new_states = {}
         x, _ = self.stem(image)
-        for block in self.blocks:
-            x, block_states = block(x, states)
+        for name, block in zip(self.block_names, self.blocks):
+            with tf.name_scope(name):
+                x, block_states = block(x, states)
             new_states.update(block_states)
         x, _ = self.head_project(x)
         frame_mean = tf.reduce_mean(x, axis=[1, 2], keepdims=True)

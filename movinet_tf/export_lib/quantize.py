@@ -23,19 +23,37 @@ from movinet_tf.export_lib.frame_graph import FLOAT_SCOPE
 
 UINT8_INPUT_MODE = "int8_uint8_input"
 FLOAT16_ARITHMETIC_MODE = "float16_arithmetic"
-# Op types an int8 export keeps in float32: the LiteRT XNNPACK delegate runs them in float
-# but not in int8 (tests/export_lib/test_tflite_export.py checks the result with the
-# interpreter itself).
-FLOAT_OPS = ("HARD_SWISH", "DIV")
-# TensorFlow numbers repeated name scopes: float_island, float_island_1, ... A converted
-# tensor's name may join several op names with ';'.
-_FLOAT_SCOPE_NAME = re.compile(rf"(^|[;/]){FLOAT_SCOPE}(_\d+)?/")
+# Op types an int8 export keeps in float32. HARD_SWISH and DIV: the LiteRT XNNPACK
+# delegate runs them in float but not in int8 (tests/export_lib/test_tflite_export.py
+# checks the result with the interpreter itself). ADD: the residual sums, where two
+# int8 inputs of different scales are requantized; in float32 the int8 file agrees
+# with the float model on more frames at no measured cost in speed (docs/export.md).
+FLOAT_OPS = ("HARD_SWISH", "DIV", "ADD")
+# Blocks whose layers an int8 export keeps in float32: the first two stages, at the
+# highest resolution, where int8's error counts most downstream (measured per layer on
+# the trained quickstart model, docs/export.md). FrameGraph runs each layer under
+# its name scope (block0_layer0, block1_layer0, ...).
+FLOAT_BLOCKS = ("block0", "block1")
 
 
-def in_float_scope(tensor_name):
-    """Whether a converted tensor comes from a `FLOAT_SCOPE` op (any numbered copy)."""
-    return bool(_FLOAT_SCOPE_NAME.search(tensor_name))
+def _scope_pattern(scopes):
+    # TensorFlow numbers repeated name scopes (float_island, float_island_1, ...), and a
+    # converted tensor's name may join several op names with ';'.
+    return re.compile(rf"(^|[;/])({'|'.join(scopes)})(_\d+)?/")
 
+
+_FLOAT_SCOPE_NAME = _scope_pattern([FLOAT_SCOPE])
+
+
+def in_float_scope(tensor_name, float_blocks=()):
+    """Whether a converted tensor comes from a `FLOAT_SCOPE` op (any numbered copy),
+    or from a layer of one of `float_blocks` (e.g. ``"block0"``)."""
+    if _FLOAT_SCOPE_NAME.search(tensor_name):
+        return True
+    if not float_blocks:
+        return False
+    layers = [rf"{re.escape(block)}_layer\d+" for block in float_blocks]
+    return bool(_scope_pattern(layers).search(tensor_name))
 
 
 def use_float16_weights(converter, arithmetic=False):
@@ -113,15 +131,18 @@ def calibration_samples(graph, videos, layout, samples_per_video=4, seed=0):
             _, states = step(tf.constant(video[t][None]), states)
 
 
-def quantize_int8(converter, graph, input_names, layout, calibration_videos):
+def quantize_int8(converter, graph, input_names, layout, calibration_videos,
+                  float_blocks=FLOAT_BLOCKS):
     """Calibrates and quantizes to int8, keeping some ops in float32.
 
     * The `FLOAT_SCOPE` ops: the cumulative means, the 1 / (n + 1) weights from
       the frame counts, the positional encoding (a handful of [1, 1, 1, C]
       tensors, where float costs nothing and keeps the means from drifting).
-    * The `FLOAT_OPS` types, which XNNPACK does not run in int8 (HARD_SWISH,
-      DIV): in float it does, so the DEQUANTIZE -> op -> QUANTIZE
-      stays inside one XNNPACK partition instead of cutting it at every op.
+    * The `FLOAT_OPS` types: HARD_SWISH and DIV, which XNNPACK does not run in
+      int8 (in float it does, so the DEQUANTIZE -> op -> QUANTIZE stays inside
+      one XNNPACK partition instead of cutting it at every op), and ADD.
+    * Every layer of `float_blocks` (default `FLOAT_BLOCKS`, the first two
+      stages).
 
     Selective quantization goes through TensorFlow's public `QuantizationDebugger`
     (``denylisted_nodes`` / ``denylisted_ops``).
@@ -132,6 +153,8 @@ def quantize_int8(converter, graph, input_names, layout, calibration_videos):
         input_names: dict signature key -> its input names (``image`` first).
         layout: the state layout of the signatures.
         calibration_videos: float32 [T, H, W, 3] clips; None: builtin clips.
+        float_blocks: block names (``"block0"``, ...) whose layers stay float32;
+            () quantizes every block.
 
     Returns:
         The int8 flatbuffer bytes.
@@ -157,7 +180,7 @@ def quantize_int8(converter, graph, input_names, layout, calibration_videos):
         converter=converter, debug_dataset=representative_dataset)
     calibrated = Interpreter(model_content=debugger.calibrated_model)
     keep_float = {detail["name"] for detail in calibrated.get_tensor_details()
-                  if in_float_scope(detail["name"])}
+                  if in_float_scope(detail["name"], float_blocks)}
     keep_float = sorted(keep_float)
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(
         denylisted_nodes=keep_float, denylisted_ops=list(FLOAT_OPS))

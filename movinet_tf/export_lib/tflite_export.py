@@ -238,7 +238,8 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
             float32 inputs, outputs and states), 'dynamic'
             (int8 weights, float activations), 'int8' (int8 weights and
             activations, calibrated; float inputs and outputs; the cumulative
-            means stay float32) or 'int8_uint8_input' (the same, with a uint8
+            means, hard-swish, the residual ADDs and the first two stages stay
+            float32, see `quantize.quantize_int8`) or 'int8_uint8_input' (the same, with a uint8
             image input for cameras: real = q / 255, scale 1/255, zero point 0).
         labels: class names, one per class; None writes ``class_<i>``.
         calibration_videos: for int8: float32 (or uint8) [T, H, W, 3] clips at

@@ -2,6 +2,7 @@
 import collections
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -177,6 +178,22 @@ def test_int8_agreement(exports, a0_stream, test_clips):
     for op in subs:
         types = {graph.tensors[t].type for t in list(op.inputs) + list(op.outputs)}
         assert types == {schema.TensorType.FLOAT32}, types
+    # The residual ADDs stay float32 (int32 ones count frames), and so does every conv of
+    # the first two stages (quantize.FLOAT_BLOCKS); the other blocks' convs are int8.
+    float_convs, int8_convs = set(), set()
+    for op in graph.operators:
+        name = flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+        types = {graph.tensors[t].type for t in list(op.inputs) + list(op.outputs) if t >= 0}
+        if name == "ADD":
+            assert schema.TensorType.INT8 not in types, types
+        if name in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            output = graph.tensors[op.outputs[0]]
+            block = re.search(r"(?:^|[;/])(block\d+)_layer\d+", output.name.decode())
+            if block:
+                is_float = output.type == schema.TensorType.FLOAT32
+                (float_convs if is_float else int8_convs).add(block.group(1))
+    assert float_convs == {"block0", "block1"}, (float_convs, int8_convs)
+    assert int8_convs == {"block2", "block3", "block4"}, (float_convs, int8_convs)
 
 
 @pytest.mark.slow
