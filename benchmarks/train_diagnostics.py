@@ -29,7 +29,7 @@ flags.DEFINE_integer("bn_batches", 25, "Training batches for the BatchNorm recal
 def _score(model, cfg, split):
     import numpy as np
     from movinet_tf import data as data_lib
-    from movinet_tf import evaluation
+    from movinet_tf.training import evaluation
     clip_cfg = dataclasses.replace(cfg.data, eval_num_clips=1, eval_num_crops=1)
     predictions = evaluation.predict_clips(
         model, data_lib.build_dataset(clip_cfg, split, training=False))

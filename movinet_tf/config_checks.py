@@ -65,6 +65,11 @@ def validate(cfg):
         raise ValueError(
             "train.bn_recalibration_batches runs on one device; it needs "
             f"runtime.strategy=default, got {cfg.runtime.strategy!r}.")
+    if cfg.train.freeze_backbone and not cfg.train.init_checkpoint:
+        raise ValueError(
+            "train.freeze_backbone=true needs train.init_checkpoint: a frozen backbone keeps "
+            "its random initial weights and learns nothing. Set train.init_checkpoint to a "
+            "trained run or checkpoint, or train.freeze_backbone=false.")
     _validate_ensemble(cfg)
     # A config whose data is not on this machine (the Kinetics recipes) must still load,
     # so an empty data.path is reported by the trainer, with directions, not here.
