@@ -1,6 +1,6 @@
-"""The one-shot test: do the supernet's shared weights rank architectures as standalone training does?
+"""The one-shot test: do the shared weights rank architectures as standalone training does?
 
-    python benchmarks/nas_ranking.py --output_dir runs/nas_ranking          # the search config's space
+    python benchmarks/nas_ranking.py --output_dir runs/nas_ranking   # tiny_builtin's space
     python benchmarks/nas_ranking.py --output_dir /tmp/rank --supernet_steps 4 \\
         --standalone_steps 2 --architectures 3 --config test_tiny            # smoke run
 
@@ -49,7 +49,7 @@ def _cpu_seconds():
 
 
 def train_supernet(cfg, steps, out_dir, report=None):
-    """Uniform shared-weight training for `steps` (all warm-up), resumable; returns its directory."""
+    """Uniform shared-weight training for `steps` (all warm-up), resumable; returns `out_dir`."""
     loop = cfg.search
     cfg = nas_config.config_from_dict({
         **dataclasses.asdict(cfg),
@@ -85,11 +85,14 @@ def calibration_clips(cfg, batches):
 
 
 def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalone_steps,
-            calibration_batches, seed=0, search_dir=None, standalone_only=False, report=print):
+            calibration_batches, seed=0, search_dir=None, standalone_only=False, shards=(0, 1),
+            report=print):
     """Runs the benchmark (steps 1-5 of the module docstring); returns the results dict.
 
     The standalone trainings run first (they do not depend on the supernet);
-    with `standalone_only` the function returns after them (None).
+    with `standalone_only` the function returns after them (None), and trains
+    only the architectures whose index is ``shards[0]`` modulo ``shards[1]`` (so
+    that several processes share the trainings).
     """
     timings = {}
     cost = FlopsCost(cfg.data.image_size, nas_config.cost_settings(cfg))
@@ -99,6 +102,8 @@ def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalon
     started, cpu = time.time(), _cpu_seconds()
     runs = []
     for index, text in enumerate(specs):
+        if standalone_only and index % shards[1] != shards[0]:
+            continue
         runs.append(standalone.train(cfg, text, standalone_steps, seed,
                                      os.path.join(output_dir, f"arch{index}")))
         report(f"arch{index}: {cost(text):.3f} MMACs/frame  standalone val top-1 "
@@ -180,12 +185,14 @@ def main(argv=None):
                         help="uniform shared-weight steps (default: search.warmup_steps)")
     parser.add_argument("--architectures", type=int, default=10)
     parser.add_argument("--cost_tolerance", type=float, default=0.05)
-    parser.add_argument("--standalone_steps", type=int, default=300)
+    parser.add_argument("--standalone_steps", type=int, default=600)
     parser.add_argument("--calibration_batches", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--standalone_only", action="store_true",
                         help="only train the architectures standalone (a rerun without it reuses "
                              "them)")
+    parser.add_argument("--shard", default="0/1",
+                        help="with --standalone_only: train architectures i, i+n, ... (i/n)")
     args = parser.parse_args(argv)
     cfg = nas_config.load_config(args.config, args.set)
     steps = args.supernet_steps or cfg.search.warmup_steps
@@ -196,6 +203,7 @@ def main(argv=None):
     results = measure(cfg, args.output_dir, steps, args.architectures, args.cost_tolerance,
                       args.standalone_steps, args.calibration_batches, args.seed,
                       args.search_dir, args.standalone_only,
+                      tuple(int(v) for v in args.shard.split("/")),
                       report=lambda line: print(line, flush=True))
     if results is None:
         return

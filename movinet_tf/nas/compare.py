@@ -1,7 +1,7 @@
 """Trains a searched architecture against two baselines at matched cost: ``python -m movinet_tf.nas.compare``.
 
     python -m movinet_tf.nas.compare --search_dir runs/search_tiny \\
-        --output_dir runs/search_compare --steps 300 --seeds 3 --scales 2,4
+        --output_dir runs/search_compare --steps 600 --seeds 3 --scales 2,4 --jobs 2
 
 The three contenders, each trained from scratch with the same recipe and step
 budget (`nas.standalone`) on the search's data, once per seed, then evaluated
@@ -32,6 +32,7 @@ if __name__ == "__main__":  # Before TensorFlow is imported.
     cli.import_tensorflow()
 
 import dataclasses  # noqa: E402
+from concurrent import futures  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 
@@ -49,10 +50,12 @@ from movinet_tf.nas.cost import FlopsCost  # noqa: E402
 
 flags.DEFINE_string("search_dir", None, "Output directory of a finished search.")
 flags.DEFINE_string("output_dir", None, "Where the training runs and the table go.")
-flags.DEFINE_integer("steps", 300, "Training steps of each contender.")
+flags.DEFINE_integer("steps", 600, "Training steps of each contender (standalone models "
+                     "stay at chance for the first 200-300).")
 flags.DEFINE_integer("seeds", 3, "Trainings of each contender (seeds 0..N-1).")
 flags.DEFINE_list("scales", [], "Compound-scaling factors of the searched cost, e.g. 2,4.")
 flags.DEFINE_float("cost_tolerance", 0.05, "Largest |cost / searched cost - 1| of the baselines.")
+flags.DEFINE_integer("jobs", 1, "Trainings run at the same time (each in its own process).")
 flags.DEFINE_integer("seed", 0, "Seed of the random architecture and the scaling searches.")
 
 FLAGS = flags.FLAGS
@@ -132,8 +135,8 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     if not FLAGS.search_dir or not FLAGS.output_dir:
         raise app.UsageError("--search_dir and --output_dir are required.")
-    if FLAGS.seeds < 1 or FLAGS.steps < 1:
-        raise app.UsageError("--seeds and --steps must be >= 1.")
+    if FLAGS.seeds < 1 or FLAGS.steps < 1 or FLAGS.jobs < 1:
+        raise app.UsageError("--seeds, --steps and --jobs must be >= 1.")
     factors = [float(f) for f in FLAGS.scales]
     search_cfg = nas_config.load_config(os.path.join(FLAGS.search_dir, "config.yaml"))
     with open(os.path.join(FLAGS.search_dir, tunas.SUMMARY_FILE), encoding="utf-8") as f:
@@ -147,17 +150,25 @@ def main(argv):
         for name in ("searched", "a0_scaled"):
             spec, cost = pair[name]
             entries.append((f"{name}_x{factor:g}", spec, cost, cfg))
-    rows = []
     for name, spec, cost, cfg in entries:
         print(f"== {name} ({cost:.3f} MMACs/frame at {cfg.data.image_size}x"
               f"{cfg.data.image_size}) ==\n{spec}", flush=True)
-        runs = []
-        for seed in range(FLAGS.seeds):
-            run = standalone.train(cfg, spec, FLAGS.steps, seed,
-                                   os.path.join(FLAGS.output_dir, f"{name}_seed{seed}"))
-            print(f"   seed {seed}: val top-1 {run['val_top1']:.3f}  ({run['seconds']:.0f} s, "
-                  f"{run['cpu_seconds']:.0f} CPU-s)", flush=True)
-            runs.append(run)
+
+    def train(task):
+        (name, spec, _, cfg), seed = task
+        run = standalone.train(cfg, spec, FLAGS.steps, seed,
+                               os.path.join(FLAGS.output_dir, f"{name}_seed{seed}"))
+        print(f"{name} seed {seed}: val top-1 {run['val_top1']:.3f}  ({run['seconds']:.0f} s, "
+              f"{run['cpu_seconds']:.0f} CPU-s)", flush=True)
+        return run
+
+    tasks = [(entry, seed) for entry in entries for seed in range(FLAGS.seeds)]
+    # Each training is its own process; threads only wait for them.
+    with futures.ThreadPoolExecutor(max_workers=FLAGS.jobs) as pool:
+        finished = list(pool.map(train, tasks))
+    rows = []
+    for position, (name, spec, cost, cfg) in enumerate(entries):
+        runs = finished[position * FLAGS.seeds:(position + 1) * FLAGS.seeds]
         top1, top1_se = ranking.mean_and_standard_error([r["val_top1"] for r in runs])
         rows.append({"name": name, "mmacs_per_frame": cost, "image_size": cfg.data.image_size,
                      "val_top1": top1, "val_top1_se": top1_se,

@@ -66,7 +66,7 @@ def train(search_cfg, block_specs, steps, seed, run_dir, quiet=True):
     """
     result_path = os.path.join(run_dir, f"eval_step{steps}.json")
     start = time.time()
-    cpu_before = os.times()
+    cpu_seconds = 0.0
     if not os.path.exists(result_path):
         config_path = run_dir.rstrip("/") + ".yaml"
         experiment_config.save_config(training_config(search_cfg, block_specs, steps, seed),
@@ -74,19 +74,18 @@ def train(search_cfg, block_specs, steps, seed, run_dir, quiet=True):
         command = [sys.executable, "-m", "movinet_tf.train", "--config", config_path,
                    "--model_dir", run_dir, "--mode", "train_and_eval"]
         log_path = run_dir.rstrip("/") + ".log"
-        if quiet:
-            with open(log_path, "a", encoding="utf-8") as log:
-                done = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT)
-        else:
-            done = subprocess.run(command)
-        if done.returncode:
+        with open(log_path if quiet else os.devnull, "a", encoding="utf-8") as log:
+            process = subprocess.Popen(command, stdout=log if quiet else None,
+                                       stderr=subprocess.STDOUT if quiet else None)
+            # wait4 gives this child's own CPU time, also while other trainings run.
+            _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        cpu_seconds = usage.ru_utime + usage.ru_stime
+        if process.returncode:
             where = f"; see {log_path}" if quiet else " (printed above)"
-            raise cli.UserError(f"training {run_dir} failed (exit status {done.returncode})"
+            raise cli.UserError(f"training {run_dir} failed (exit status {process.returncode})"
                                 f"{where}.")
-    cpu_after = os.times()
     with open(result_path, encoding="utf-8") as f:
         metrics = json.load(f)["clip"]
     return {"val_top1": metrics["top1"], "val_top5": metrics["top5"],
-            "seconds": round(time.time() - start, 1),
-            "cpu_seconds": round((cpu_after.children_user + cpu_after.children_system)
-                                 - (cpu_before.children_user + cpu_before.children_system), 1)}
+            "seconds": round(time.time() - start, 1), "cpu_seconds": round(cpu_seconds, 1)}
