@@ -1,6 +1,6 @@
 """The one-shot test: do the shared weights rank architectures as standalone training does?
 
-    python benchmarks/nas_ranking.py --output_dir runs/nas_ranking   # tiny_builtin's space
+    python benchmarks/nas_ranking.py --output_dir runs/nas_ranking --jobs 2  # tiny_builtin
     python benchmarks/nas_ranking.py --output_dir /tmp/rank --supernet_steps 4 \\
         --standalone_steps 2 --architectures 3 --config test_tiny            # smoke run
 
@@ -22,6 +22,7 @@
 """
 import argparse
 import dataclasses
+from concurrent import futures
 import json
 import os
 import sys
@@ -85,31 +86,34 @@ def calibration_clips(cfg, batches):
 
 
 def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalone_steps,
-            calibration_batches, seed=0, search_dir=None, standalone_only=False, shards=(0, 1),
-            report=print):
+            calibration_batches, seed=0, search_dir=None, standalone_only=False, jobs=1, report=print):
     """Runs the benchmark (steps 1-5 of the module docstring); returns the results dict.
 
     The standalone trainings run first (they do not depend on the supernet);
-    with `standalone_only` the function returns after them (None), and trains
-    only the architectures whose index is ``shards[0]`` modulo ``shards[1]`` (so
-    that several processes share the trainings).
+    with `standalone_only` the function returns after them (None). `jobs`
+    trainings run at a time.
     """
     timings = {}
     cost = FlopsCost(cfg.data.image_size, nas_config.cost_settings(cfg))
     space = nas_config.build_space(cfg.space)
     specs = ranking.same_cost_architectures(space, cost, cfg.search.cost_target, architectures,
                                             tolerance, seed)
-    started, cpu = time.time(), _cpu_seconds()
-    runs = []
-    for index, text in enumerate(specs):
-        if standalone_only and index % shards[1] != shards[0]:
-            continue
-        runs.append(standalone.train(cfg, text, standalone_steps, seed,
-                                     os.path.join(output_dir, f"arch{index}")))
+    started = time.time()
+
+    def train(item):
+        index, text = item
+        run = standalone.train(cfg, text, standalone_steps, seed,
+                               os.path.join(output_dir, f"arch{index}"))
         report(f"arch{index}: {cost(text):.3f} MMACs/frame  standalone val top-1 "
-               f"{runs[-1]['val_top1']:.3f}  [{runs[-1]['seconds']:.0f} s, "
-               f"{runs[-1]['cpu_seconds']:.0f} CPU-s]\n{text}")
-    timings["standalone trainings"] = (time.time() - started, _cpu_seconds() - cpu)
+               f"{run['val_top1']:.3f}  [{run['seconds']:.0f} s, {run['cpu_seconds']:.0f} "
+               f"CPU-s]\n{text}")
+        return run
+
+    # Each training is its own process; the threads only wait for them.
+    with futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        runs = list(pool.map(train, enumerate(specs)))
+    timings["standalone trainings"] = (time.time() - started,
+                                       sum(run["cpu_seconds"] for run in runs))
     if standalone_only:
         return None
 
@@ -191,19 +195,19 @@ def main(argv=None):
     parser.add_argument("--standalone_only", action="store_true",
                         help="only train the architectures standalone (a rerun without it reuses "
                              "them)")
-    parser.add_argument("--shard", default="0/1",
-                        help="with --standalone_only: train architectures i, i+n, ... (i/n)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="standalone trainings run at the same time")
     args = parser.parse_args(argv)
     cfg = nas_config.load_config(args.config, args.set)
     steps = args.supernet_steps or cfg.search.warmup_steps
-    if steps < 1 or args.architectures < 2 or args.standalone_steps < 1:
-        raise ValueError("--supernet_steps and --standalone_steps must be >= 1, "
+    if steps < 1 or args.architectures < 2 or args.standalone_steps < 1 or args.jobs < 1:
+        raise ValueError("--supernet_steps, --standalone_steps and --jobs must be >= 1, "
                          "--architectures >= 2.")
     os.makedirs(args.output_dir, exist_ok=True)
     results = measure(cfg, args.output_dir, steps, args.architectures, args.cost_tolerance,
                       args.standalone_steps, args.calibration_batches, args.seed,
                       args.search_dir, args.standalone_only,
-                      tuple(int(v) for v in args.shard.split("/")),
+                      args.jobs,
                       report=lambda line: print(line, flush=True))
     if results is None:
         return
