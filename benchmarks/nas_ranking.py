@@ -86,12 +86,14 @@ def calibration_clips(cfg, batches):
 
 
 def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalone_steps,
-            calibration_batches, seed=0, search_dir=None, standalone_only=False, jobs=1, report=print):
+            calibration_batches, seed=0, search_dir=None, standalone_only=False, jobs=1, finished_only=False,
+            report=print):
     """Runs the benchmark (steps 1-5 of the module docstring); returns the results dict.
 
     The standalone trainings run first (they do not depend on the supernet);
     with `standalone_only` the function returns after them (None). `jobs`
-    trainings run at a time.
+    trainings run at a time. With `finished_only`, only the architectures whose
+    standalone training has already finished are ranked (a partial measurement).
     """
     timings = {}
     cost = FlopsCost(cfg.data.image_size, nas_config.cost_settings(cfg))
@@ -109,9 +111,17 @@ def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalon
                f"CPU-s]\n{text}")
         return run
 
+    items = list(enumerate(specs))
+    if finished_only:
+        items = [(i, text) for i, text in items if os.path.exists(
+            os.path.join(output_dir, f"arch{i}", f"eval_step{standalone_steps}.json"))]
+        if len(items) < 2:
+            raise ValueError(f"--finished_only: {len(items)} finished standalone trainings in "
+                             f"{output_dir}; at least 2 are needed.")
     # Each training is its own process; the threads only wait for them.
     with futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-        runs = list(pool.map(train, enumerate(specs)))
+        runs = list(pool.map(train, items))
+    specs = [text for _, text in items]
     timings["standalone trainings"] = (time.time() - started,
                                        sum(run["cpu_seconds"] for run in runs))
     if standalone_only:
@@ -130,7 +140,7 @@ def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalon
     timings["shared-weight scoring"] = (time.time() - started, _cpu_seconds() - cpu)
 
     rows = []
-    for index, (text, accuracies, run) in enumerate(zip(specs, shared, runs)):
+    for (index, text), accuracies, run in zip(items, shared, runs):
         rows.append({"index": index, "spec": text, "mmacs_per_frame": cost(text),
                      "shared_batch_bn": accuracies["batch"],
                      "shared_recalibrated_bn": accuracies["recalibrated"],
@@ -195,6 +205,8 @@ def main(argv=None):
     parser.add_argument("--standalone_only", action="store_true",
                         help="only train the architectures standalone (a rerun without it reuses "
                              "them)")
+    parser.add_argument("--finished_only", action="store_true",
+                        help="rank only the architectures already trained standalone (partial)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="standalone trainings run at the same time")
     args = parser.parse_args(argv)
@@ -207,7 +219,7 @@ def main(argv=None):
     results = measure(cfg, args.output_dir, steps, args.architectures, args.cost_tolerance,
                       args.standalone_steps, args.calibration_batches, args.seed,
                       args.search_dir, args.standalone_only,
-                      args.jobs,
+                      args.jobs, args.finished_only,
                       report=lambda line: print(line, flush=True))
     if results is None:
         return
