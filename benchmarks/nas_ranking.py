@@ -86,8 +86,8 @@ def calibration_clips(cfg, batches):
 
 
 def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalone_steps,
-            calibration_batches, seed=0, search_dir=None, standalone_only=False, jobs=1, finished_only=False,
-            report=print):
+            calibration_batches, seed=0, search_dir=None, standalone_only=False, jobs=1,
+            finished_only=False, report=print):
     """Runs the benchmark (steps 1-5 of the module docstring); returns the results dict.
 
     The standalone trainings run first (they do not depend on the supernet);
