@@ -89,9 +89,12 @@ def test_ranking_benchmark_runs_on_a_toy_config(tmp_path):
     assert set(results["timings"]) == {"standalone trainings", "supernet",
                                        "shared-weight scoring"}
     assert "Kendall tau" in bench.format_results(results)
-    # A rerun reuses the finished trainings and the supernet.
-    again = bench.measure(cfg, str(tmp_path / "rank"), supernet_steps=2, architectures=2,
+    # A rerun reuses the finished trainings and the supernet; --finished_only with a
+    # third, untrained architecture ranks the two that are trained.
+    again = bench.measure(cfg, str(tmp_path / "rank"), supernet_steps=2, architectures=3,
                           tolerance=0.5, standalone_steps=1, calibration_batches=1,
-                          report=lines.append)
+                          finished_only=True, report=lines.append)
     assert [r["standalone"] for r in again["rows"]] == [r["standalone"] for r in rows]
-    assert again["timings"]["standalone trainings"]["cpu_seconds"] < 5
+    assert [r["index"] for r in again["rows"]] == [0, 1]
+    assert again["timings"]["standalone trainings"]["cpu_seconds"] == 0
+    assert not os.path.exists(tmp_path / "rank" / "arch2")
