@@ -11,7 +11,9 @@ Flags:
 
 Runs the one-shot TuNAS-style search of `movinet_tf.nas.tunas` and prints a
 progress line every ``search.log_every`` steps: the supernet's training loss,
-the controller's entropy, the sampled architectures' cost, quality and reward.
+the controller's entropy, the sampled architectures' cost, quality and reward,
+and (with ``search.probe_architectures``) the shared-weight validation accuracy
+of uniformly sampled architectures.
 Killed and restarted with the same command, it resumes from its last
 checkpoint. At the end it writes ``searched_spec.yaml`` (for
 ``build_model(block_specs=...)`` or a training config), ``train_searched.yaml``
@@ -48,6 +50,8 @@ def _print_record(record):
     elif event == "progress":
         line = f"step {record['step']:>6}  {record['seconds']:>7.1f}s  loss {record['loss']:.3f}" \
                f"  train_top1 {record['train_top1']:.2f}"
+        if "probe_top1" in record:
+            line += f"  probe_top1 {record['probe_top1']:.2f}"
         if "reward" in record:
             line += (f"  val_top1 {record['quality']:.2f}  cost {record['cost']:.3f}"
                      f"  reward {record['reward']:+.3f}  baseline {record['baseline']:+.3f}"

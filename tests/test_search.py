@@ -28,7 +28,10 @@ def _overrides(tmp_root):
 @pytest.fixture(scope="module")
 def finished_search(tmp_path_factory):
     root = tmp_path_factory.mktemp("search")
-    cfg = nas_config.load_config(TEST_CONFIG, _overrides(root))
+    # Probes and rewards on 2 batches with recalibrated BatchNorm: the slowest options, once.
+    cfg = nas_config.load_config(TEST_CONFIG, _overrides(root) + [
+        "search.probe_architectures=1", "search.reward_batches=2",
+        "search.reward_bn=recalibrated", "search.weight_warmup_steps=2"])
     records = []
     summary = tunas.run_search(cfg, str(root / "out"), report=records.append)
     return cfg, root / "out", summary, records
@@ -41,6 +44,13 @@ def test_search_reports_progress_and_writes_outputs(finished_search):
     after_warmup = [r for r in progress if r["step"] > cfg.search.warmup_steps]
     assert after_warmup and all({"entropy", "cost", "reward"} <= set(r) for r in after_warmup)
     assert all(np.isfinite(r["loss"]) for r in progress)
+    # The shared weights' accuracy on uniformly sampled architectures, warm-up included.
+    assert all(0.0 <= r["probe_top1"] <= 1.0 for r in progress)
+    # Reward and probe clips are whole validation batches (5 clips each).
+    assert all(r["quality"] * 2 * 5 == pytest.approx(round(r["quality"] * 10))
+               for r in after_warmup)
+    final = summary["supernet_val_top1"] * 5
+    assert final == pytest.approx(round(final))
     for name in (tunas.SPEC_FILE, tunas.TRAIN_CONFIG_FILE, tunas.SUMMARY_FILE, "config.yaml"):
         assert (out / name).is_file(), name
     with open(out / tunas.SUMMARY_FILE) as f:
@@ -143,3 +153,21 @@ def test_cli_rejects_an_unknown_key_naming_the_valid_ones(tmp_path):
                             text=True, timeout=120)
     assert result.returncode != 0
     assert "model.conv_typ" in result.stderr and "conv_type" in result.stderr
+
+
+def test_weight_learning_rate_warms_up_then_decays():
+    cfg = nas_config.load_config(TEST_CONFIG, ["search.steps=20", "search.weight_warmup_steps=5",
+                                               "search.weight_learning_rate=0.01"])
+    schedule = tunas.weight_schedule(cfg.search)
+    rates = [float(schedule(step)) for step in range(21)]
+    assert rates[0] == 0.0
+    assert rates[1] == pytest.approx(0.002) and rates[5] == pytest.approx(0.01)
+    # Cosine over the remaining 15 steps: half way at step 5 + 7.5.
+    assert float(schedule(12.5)) == pytest.approx(0.005, rel=1e-5)
+    assert rates[20] == pytest.approx(0.0, abs=1e-9)
+    plain = tunas.weight_schedule(nas_config.load_config(TEST_CONFIG, ["search.steps=20"]).search)
+    assert float(plain(0)) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match="weight_warmup_steps"):
+        nas_config.load_config(TEST_CONFIG, ["search.steps=20", "search.weight_warmup_steps=20"])
+    with pytest.raises(ValueError, match="reward_bn"):
+        nas_config.load_config(TEST_CONFIG, ["search.reward_bn=moving"])

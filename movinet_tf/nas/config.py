@@ -66,10 +66,21 @@ class LoopConfig:
         warmup_steps: first steps train the shared weights on uniformly sampled
             architectures only (the controller waits for usable weights).
         weight_optimizer: 'sgd' (with momentum), 'adam' or 'rmsprop'.
-        weight_learning_rate: learning rate of the shared weights (cosine decay).
+        weight_learning_rate: peak learning rate of the shared weights (linear
+            warm-up over `weight_warmup_steps`, then cosine decay to 0).
+        weight_warmup_steps: steps of the learning-rate warm-up.
         momentum: momentum of sgd / rmsprop.
         label_smoothing: of the shared weights' cross-entropy.
         controller_learning_rate: Adam learning rate of the controller logits.
+        reward_batches: validation batches each reward is measured on (more
+            clips, less noise, slower steps).
+        reward_bn: 'batch' (batch statistics of the scored clips) or
+            'recalibrated' (statistics of one training batch, measured for the
+            sampled architecture before it is scored).
+        probe_architectures: at every log step, this many uniformly sampled
+            architectures are scored on one validation batch each with the
+            shared weights (``probe_top1`` in the history: does the supernet
+            learn?); 0 turns it off.
         baseline_momentum: of the reward's moving-average baseline.
         cost: 'flops' (multiply-adds per frame, in millions) or
             'tflite_latency' (ms per frame of the streaming TFLite model; slow).
@@ -86,9 +97,13 @@ class LoopConfig:
     weight_optimizer: str = dataclasses.field(default="sgd",
                                               metadata=_choices("sgd", "adam", "rmsprop"))
     weight_learning_rate: float = 0.05
+    weight_warmup_steps: int = 0
     momentum: float = 0.9
     label_smoothing: float = 0.1
     controller_learning_rate: float = 0.05
+    reward_batches: int = 1
+    reward_bn: str = dataclasses.field(default="batch", metadata=_choices("batch", "recalibrated"))
+    probe_architectures: int = 0
     baseline_momentum: float = 0.95
     cost: str = dataclasses.field(default="flops", metadata=_choices(*COST_KINDS))
     cost_target: float = 5.0
@@ -122,12 +137,18 @@ def build_space(space_cfg):
 
 def _validate(cfg):
     loop = cfg.search
-    for key in ("steps", "checkpoint_every", "log_every", "final_eval_batches"):
+    for key in ("steps", "checkpoint_every", "log_every", "final_eval_batches", "reward_batches"):
         if getattr(loop, key) < 1:
             raise ValueError(f"Config key 'search.{key}' must be >= 1, got {getattr(loop, key)}.")
     if not 0 <= loop.warmup_steps <= loop.steps:
         raise ValueError(f"search.warmup_steps ({loop.warmup_steps}) must be in 0..search.steps "
                          f"({loop.steps}).")
+    if not 0 <= loop.weight_warmup_steps < loop.steps:
+        raise ValueError(f"search.weight_warmup_steps ({loop.weight_warmup_steps}) must be in "
+                         f"0..search.steps - 1 ({loop.steps - 1}).")
+    if loop.probe_architectures < 0:
+        raise ValueError(f"search.probe_architectures must be >= 0, got "
+                         f"{loop.probe_architectures}.")
     if loop.beta >= 0:
         raise ValueError(f"search.beta must be < 0 (the cost penalty), got {loop.beta}.")
     if loop.cost_target <= 0:

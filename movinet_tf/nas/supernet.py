@@ -24,9 +24,10 @@ and a traced graph per architecture would cost more than it saves.
 
 BatchNorm: in training the batch statistics are used and, when
 ``update_stats=True``, the moving statistics of the active channels are updated.
-Rewards are computed with batch statistics too (``training=True``,
-``update_stats=False``): moving statistics shared by different architectures do
-not describe any one of them.
+Rewards can be computed with batch statistics (``batch_stats=True``, no
+dropout) or, after `recalibrate`, with statistics measured for the one
+architecture: moving statistics shared by different architectures describe none
+of them.
 """
 import functools
 
@@ -107,6 +108,9 @@ class Supernet(keras.layers.Layer):
         spec: the architecture, a `ModelSpec` of the space.
         training: batch statistics and dropout.
         update_stats: also update the moving statistics (weight training).
+        batch_stats: normalise with batch statistics; default `training`
+            (``training=False, batch_stats=True`` scores an architecture
+            without dropout and without shared moving statistics).
 
     Returns:
         logits [B, num_classes], float32.
@@ -273,10 +277,10 @@ class Supernet(keras.layers.Layer):
 
     # ------------------------------------------------------------ forward
 
-    def _norm(self, x, name, training, update_stats):
+    def _norm(self, x, name, batch_stats, update_stats):
         size = x.shape[-1]
         gamma, beta = self.w[f"{name}/gamma"][:size], self.w[f"{name}/beta"][:size]
-        if training:
+        if batch_stats:
             mean, variance = tf.nn.moments(x, axes=[0, 1, 2, 3])
             if update_stats:
                 for part, batch_value in (("moving_mean", mean), ("moving_variance", variance)):
@@ -295,11 +299,12 @@ class Supernet(keras.layers.Layer):
         x = ops.pad_time(x, kernel.shape[0], self.causal)
         return ops.conv_time(x, kernel, strides_hw, depthwise, num_frames)
 
-    def forward(self, video, spec, training=False, update_stats=False):
+    def forward(self, video, spec, training=False, update_stats=False, batch_stats=None):
         """Logits [B, num_classes] of architecture `spec` (see the class docstring)."""
         spec = self._check_spec(spec)
         weights = self.sliced_weights(spec)
-        norm = lambda x, name: self._norm(x, name, training, update_stats)  # noqa: E731
+        batch_stats = training if batch_stats is None else batch_stats
+        norm = lambda x, name: self._norm(x, name, batch_stats, update_stats)  # noqa: E731
         x = tf.convert_to_tensor(video, tf.float32)
         x = self.act(norm(self._conv(x, weights["stem/kernel"], (2, 2)), "stem/bn"))
         for b, block in enumerate(spec.blocks):
@@ -353,6 +358,22 @@ class Supernet(keras.layers.Layer):
         gate = self.gate_act(self._conv(hidden, weights[f"{prefix}/se/se_expand/kernel"])
                              + weights[f"{prefix}/se/se_expand/bias"])
         return gate * x
+
+    def recalibrate(self, spec, video):
+        """Sets the moving BatchNorm statistics of `spec`'s channels to those of one batch.
+
+        The statistics of a shared BatchNorm describe no single architecture;
+        after this call, ``forward(..., training=False)`` normalises `spec` with
+        statistics measured on `video` ([B, T, H, W, 3], e.g. a few training
+        batches joined), as a standalone model would at inference. Other
+        channels keep their values.
+        """
+        saved = self.momentum
+        self.momentum = 0.0
+        try:
+            self.forward(video, spec, batch_stats=True, update_stats=True)
+        finally:
+            self.momentum = saved
 
     def num_shared_params(self):
         return int(sum(np.prod(w.shape) for w in self.trainable_weights))

@@ -5,7 +5,8 @@ Each step:
 1. samples an architecture (uniformly during warm-up, then from the
    controller) and trains the shared supernet weights on one train batch;
 2. after warm-up, samples another architecture from the controller, scores it
-   on one validation batch with the shared weights (quality = top-1 accuracy),
+   on ``search.reward_batches`` validation batches with the shared weights
+   (quality = top-1 accuracy; BatchNorm per ``search.reward_bn``, see `score`),
    prices it (`cost.FlopsCost` or `cost.TfliteLatency`) and updates the
    controller with the absolute reward ``quality + beta * |cost/target - 1|``.
 
@@ -93,6 +94,54 @@ def _accuracy(logits, labels):
     return float(np.mean(np.argmax(logits, axis=-1) == np.asarray(labels)))
 
 
+def score(supernet, spec, batches, bn="batch", calibration=None):
+    """Top-1 accuracy of architecture `spec` with the shared weights, and the number of clips.
+
+    Args:
+        supernet: the `Supernet`.
+        spec: the architecture.
+        batches: (video, labels) pairs to score on; no dropout.
+        bn: 'batch': every batch is normalised with its own statistics;
+            'recalibrated': with statistics measured on `calibration` first
+            (`Supernet.recalibrate`), as the standalone model would use.
+        calibration: [B, T, H, W, 3] training clips, for ``bn='recalibrated'``.
+
+    Returns:
+        (accuracy, clips).
+    """
+    if bn == "recalibrated":
+        if calibration is None:
+            raise ValueError("score(bn='recalibrated') needs calibration clips.")
+        supernet.recalibrate(spec, calibration)
+    elif bn != "batch":
+        raise ValueError(f"Unknown BatchNorm mode {bn!r}; expected 'batch' or 'recalibrated'.")
+    correct = total = 0
+    for video, labels in batches:
+        logits = supernet.forward(video, spec, training=False, batch_stats=bn == "batch")
+        correct += int(np.sum(np.argmax(logits.numpy(), -1) == np.asarray(labels)))
+        total += len(labels)
+    return correct / max(total, 1), total
+
+
+def weight_schedule(loop):
+    """The shared weights' learning rate: linear warm-up to the peak, then cosine decay to 0."""
+    if not loop.weight_warmup_steps:
+        return keras.optimizers.schedules.CosineDecay(loop.weight_learning_rate, loop.steps)
+    return keras.optimizers.schedules.CosineDecay(
+        0.0, loop.steps - loop.weight_warmup_steps, warmup_target=loop.weight_learning_rate,
+        warmup_steps=loop.weight_warmup_steps)
+
+
+def build_supernet(cfg):
+    """The `Supernet` of a search config (random weights)."""
+    return Supernet(
+        nas_config.build_space(cfg.space), cfg.data.num_classes, causal=cfg.model.stream,
+        conv_type=cfg.model.conv_type, se_type=cfg.model.se_type,
+        activation=cfg.model.activation, gating_activation=cfg.model.gating_activation,
+        classifier_activation=cfg.model.classifier_activation,
+        dropout_rate=cfg.model.dropout_rate, name="supernet")
+
+
 def run_search(cfg, output_dir, report=None, stop_after=None):
     """Runs (or resumes) a search and writes its outputs.
 
@@ -114,14 +163,8 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
     loop = cfg.search
     keras.utils.set_random_seed(loop.seed)
     space = nas_config.build_space(cfg.space)
-    supernet = Supernet(
-        space, cfg.data.num_classes, causal=cfg.model.stream, conv_type=cfg.model.conv_type,
-        se_type=cfg.model.se_type, activation=cfg.model.activation,
-        gating_activation=cfg.model.gating_activation,
-        classifier_activation=cfg.model.classifier_activation,
-        dropout_rate=cfg.model.dropout_rate, name="supernet")
-    schedule = keras.optimizers.schedules.CosineDecay(loop.weight_learning_rate, loop.steps)
-    optimizer = optimizer_lib.build_optimizer(loop.weight_optimizer, schedule,
+    supernet = build_supernet(cfg)
+    optimizer = optimizer_lib.build_optimizer(loop.weight_optimizer, weight_schedule(loop),
                                               momentum=loop.momentum)
     optimizer.build(supernet.trainable_weights)
     controller = Controller(space, loop.controller_learning_rate, loop.baseline_momentum)
@@ -162,6 +205,18 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
         optimizer.apply(grads, [v for _, v in pairs])
         return float(loss), _accuracy(logits.numpy(), labels)
 
+    def calibrate():
+        return next(train_data)[0] if loop.reward_bn == "recalibrated" else None
+
+    def probe(current):
+        # Uniformly sampled architectures, each on its own validation batch: the
+        # supernet's accuracy on the space as a whole, warm-up included.
+        rng = np.random.default_rng([loop.seed, current, 2])
+        accuracies = [score(supernet, space.decode(space.sample(rng)), [next(val_data)],
+                            loop.reward_bn, calibrate())[0]
+                      for _ in range(loop.probe_architectures)]
+        return float(np.mean(accuracies))
+
     window = []
     run_steps = 0
     start = time.time()
@@ -177,9 +232,8 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
         if current >= loop.warmup_steps:
             indices = controller.sample((loop.seed, current, 1))
             spec = space.decode(indices)
-            val_video, val_labels = next(val_data)
-            logits = supernet.forward(val_video, spec, training=True, update_stats=False)
-            quality = _accuracy(logits.numpy(), val_labels)
+            quality, _ = score(supernet, spec, [next(val_data) for _ in range(loop.reward_batches)],
+                               loop.reward_bn, calibrate())
             cost = cost_fn(spec)
             reward = absolute_reward(quality, cost, loop.cost_target, loop.beta)
             update = controller.update(indices, reward)
@@ -190,6 +244,8 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
         window.append(record)
         if (current + 1) % loop.log_every == 0 or current + 1 == loop.steps:
             summary = {"step": current + 1, "seconds": round(time.time() - start, 1)}
+            if loop.probe_architectures:
+                summary["probe_top1"] = probe(current)
             for key in ("loss", "train_top1", "quality", "cost", "reward", "baseline", "entropy"):
                 values = [r[key] for r in window if key in r]
                 if values:
@@ -207,21 +263,19 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
         if stop_after is not None and run_steps >= stop_after:
             return None
 
-    return _finish(cfg, space, supernet, controller, cost_fn, val_data, history, output_dir,
-                   report)
+    return _finish(cfg, space, supernet, controller, cost_fn, val_data, calibrate(), history,
+                   output_dir, report, time.time() - start)
 
 
-def _finish(cfg, space, supernet, controller, cost_fn, val_data, history, output_dir, report):
+def _finish(cfg, space, supernet, controller, cost_fn, val_data, calibration, history,
+            output_dir, report, seconds):
     """Evaluates the most likely architecture and writes the outputs."""
     indices = controller.most_likely()
     spec = space.decode(indices)
     text = specs_lib.format_spec(spec)
-    correct = total = 0
-    for _ in range(cfg.search.final_eval_batches):
-        video, labels = next(val_data)
-        logits = supernet.forward(video, spec, training=True, update_stats=False).numpy()
-        correct += int(np.sum(np.argmax(logits, -1) == np.asarray(labels)))
-        total += len(labels)
+    accuracy, total = score(supernet, spec,
+                            [next(val_data) for _ in range(cfg.search.final_eval_batches)],
+                            cfg.search.reward_bn, calibration)
     probabilities = controller.probabilities()
     chosen = [float(p[i]) for p, i, used in zip(probabilities, indices, space.used_mask(indices))
               if used]
@@ -230,13 +284,14 @@ def _finish(cfg, space, supernet, controller, cost_fn, val_data, history, output
         "cost": cost_fn(spec),
         "cost_unit": cost_fn.unit,
         "cost_target": cfg.search.cost_target,
-        "supernet_val_top1": correct / max(total, 1),
+        "supernet_val_top1": accuracy,
         "supernet_val_clips": total,
         "controller_entropy": controller.entropy(),
         "mean_chosen_probability": float(np.mean(chosen)),
         "log10_space_size": space.log10_size(),
         "space": space.to_dict(),
         "steps": cfg.search.steps,
+        "seconds_this_run": round(seconds, 1),
         "history": history,
     }
     comment = (f"Found by python -m movinet_tf.search ({cfg.search.steps} steps); cost "

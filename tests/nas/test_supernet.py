@@ -108,3 +108,26 @@ def test_training_step_changes_only_the_sampled_slices():
     mean = supernet.w["stem/bn/moving_mean"].numpy()
     assert np.abs(mean[:width] - before["stem/bn/moving_mean"][:width]).max() > 0
     np.testing.assert_array_equal(mean[width:], before["stem/bn/moving_mean"][width:])
+
+
+def test_recalibrated_statistics_are_those_of_the_calibration_batch():
+    space = small_space()
+    supernet = Supernet(space, 5)
+    randomize_weights(supernet, seed=6)
+    spec = space.decode(space.sample(np.random.default_rng(7)))
+    video = tf.constant(random_video([3, 4, 32, 32, 3], seed=8))
+    before = supernet.w["stem/bn/moving_mean"].numpy().copy()
+    supernet.recalibrate(spec, video)
+    # With the moving statistics set from `video`, inference on `video` normalises it
+    # exactly as its own batch statistics do.
+    np.testing.assert_allclose(supernet.forward(video, spec, training=False).numpy(),
+                               supernet.forward(video, spec, batch_stats=True).numpy(),
+                               atol=1e-5)
+    width = spec.stem_filters
+    np.testing.assert_array_equal(supernet.w["stem/bn/moving_mean"].numpy()[width:],
+                                  before[width:])
+    assert supernet.momentum == 0.99
+    # On other clips, inference uses the stored statistics, not the clips' own.
+    clips = tf.constant(random_video([3, 4, 32, 32, 3], seed=10) * 0.5)
+    assert np.abs(supernet.forward(clips, spec, training=False).numpy()
+                  - supernet.forward(clips, spec, batch_stats=True).numpy()).max() > 1e-3

@@ -1,0 +1,111 @@
+"""The statistics of the search benchmarks: rank correlation, standard errors, same-cost samples.
+
+`benchmarks/nas_ranking.py` asks whether the supernet's shared weights rank
+architectures as standalone training does (Kendall's tau); `nas.compare`
+reports means with standard errors over seeds. Both draw architectures of
+equal cost with `same_cost_architectures`.
+"""
+import math
+
+import numpy as np
+
+from movinet_tf.models import specs as specs_lib
+from movinet_tf.nas import tunas
+
+
+def kendall_tau(x, y):
+    """Kendall's rank correlation tau-b of two equally long sequences.
+
+    Counts concordant and discordant pairs; ties (in either sequence) count as
+    neither, and tau-b divides by ``sqrt((n0 - ties_x) * (n0 - ties_y))`` with
+    n0 the number of pairs, so tied accuracies (common with 150 validation
+    clips) neither help nor hurt. 1: the same order, -1: reversed, about 0:
+    unrelated.
+
+    Raises:
+        ValueError: unequal lengths, fewer than 2 items, or a sequence that is
+            all ties (tau is undefined).
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"kendall_tau needs two 1-D sequences of one length, got shapes "
+                         f"{x.shape} and {y.shape}.")
+    if len(x) < 2:
+        raise ValueError("kendall_tau needs at least 2 items.")
+    concordant = discordant = tied_x = tied_y = 0
+    for i in range(len(x)):
+        for j in range(i + 1, len(x)):
+            dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+            tied_x += dx == 0
+            tied_y += dy == 0
+            if dx * dy > 0:
+                concordant += 1
+            elif dx * dy < 0:
+                discordant += 1
+    pairs = len(x) * (len(x) - 1) // 2
+    denominator = math.sqrt((pairs - tied_x) * (pairs - tied_y))
+    if denominator == 0:
+        raise ValueError("kendall_tau is undefined when one sequence is constant.")
+    return (concordant - discordant) / denominator
+
+
+def mean_and_standard_error(values):
+    """(mean, standard error of the mean) of a sequence; the error is 0.0 for one value."""
+    values = np.asarray(values, float)
+    if values.size == 0:
+        raise ValueError("mean_and_standard_error of an empty sequence.")
+    if values.size == 1:
+        return float(values[0]), 0.0
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(values.size))
+
+
+def same_cost_architectures(space, cost_fn, target, count, tolerance, seed, exclude=(),
+                            max_draws=200000):
+    """`count` distinct uniformly sampled spec strings whose cost is within `tolerance` of `target`.
+
+    Args:
+        space: the `SearchSpace`.
+        cost_fn: spec -> cost (e.g. `cost.FlopsCost`).
+        target: the cost to match.
+        count: how many architectures.
+        tolerance: largest ``|cost / target - 1|``.
+        seed: seeds the draws (the same seed gives the same architectures).
+        exclude: spec strings not to return (e.g. the searched one).
+        max_draws: give up after this many draws.
+
+    Raises:
+        ValueError: if fewer than `count` are found in `max_draws` draws.
+    """
+    rng = np.random.default_rng(seed)
+    found, seen = [], set(exclude)
+    for _ in range(max_draws):
+        text = specs_lib.format_spec(space.decode(space.sample(rng)))
+        if text not in seen and abs(cost_fn(text) / target - 1) <= tolerance:
+            found.append(text)
+            if len(found) == count:
+                return found
+        seen.add(text)
+    raise ValueError(f"Only {len(found)} of {count} architectures within {tolerance:.0%} of the "
+                     f"cost {target:.3f} in {max_draws} draws; raise the tolerance.")
+
+
+def shared_weight_accuracies(supernet, specs, val_batches, calibration):
+    """Validation top-1 of each architecture with the shared weights, in both BatchNorm modes.
+
+    Args:
+        supernet: a trained `Supernet`.
+        specs: spec strings.
+        val_batches: (video, labels) pairs, the whole validation split.
+        calibration: [B, T, H, W, 3] training clips for the recalibrated mode.
+
+    Returns:
+        list of dicts, one per spec: ``batch`` (every validation batch normalised
+        with its own statistics), ``recalibrated`` (statistics measured on
+        `calibration` for this architecture) and ``clips``.
+    """
+    rows = []
+    for text in specs:
+        batch, clips = tunas.score(supernet, text, val_batches, "batch")
+        recalibrated, _ = tunas.score(supernet, text, val_batches, "recalibrated", calibration)
+        rows.append({"batch": batch, "recalibrated": recalibrated, "clips": clips})
+    return rows
