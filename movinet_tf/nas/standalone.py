@@ -13,6 +13,7 @@ A run whose final evaluation file exists is not trained again, so an
 interrupted benchmark resumes where it stopped (the trainer itself resumes a
 half-finished run from its last checkpoint).
 """
+import dataclasses
 import json
 import os
 import subprocess
@@ -24,15 +25,22 @@ from movinet_tf import config as experiment_config
 from movinet_tf.nas import config as nas_config
 
 
+# The contenders' recipe is the quickstart's, read from its config, so the two cannot drift.
+QUICKSTART_CONFIG = "a0_stream_builtin"
+
+
 def recipe(steps, seed):
-    """The ``train`` section every standalone contender is trained with."""
-    return {"steps": steps, "optimizer": "adam", "base_learning_rate": 0.002,
-            "base_batch_size": 8, "schedule": "cosine",
-            # The quickstart warms up for 100 of 1200 steps; the same share.
-            "warmup_steps": max(1, steps // 12), "epsilon": 1e-7, "clipnorm": 1.0,
-            "label_smoothing": 0.1, "l2_weight_decay": 3.0e-5,
+    """The ``train`` section every standalone contender is trained with.
+
+    The quickstart config's ``train`` section, with its warm-up kept at the same
+    share of the steps (100 of 1200) and checkpoints and logs scaled to `steps`.
+    """
+    quickstart = experiment_config.load_config(QUICKSTART_CONFIG).train
+    share = quickstart.warmup_steps / quickstart.steps
+    return {**dataclasses.asdict(quickstart), "steps": steps, "seed": seed,
+            "warmup_steps": max(1, round(steps * share)),
             "checkpoint_every": max(1, min(steps, 100)), "keep_checkpoints": 1,
-            "log_every": max(1, steps // 10), "seed": seed}
+            "log_every": max(1, steps // 10)}
 
 
 def training_config(search_cfg, block_specs, steps, seed=0):
