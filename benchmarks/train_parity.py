@@ -101,19 +101,20 @@ def _clips_path():
 def _decode_clips(cfg):
     """Decodes the training passes and the validation clips once; saves them as uint8 arrays."""
     import numpy as np
-    import tensorflow as tf
 
     from movinet_tf import atomic_io
     from movinet_tf import data as data_lib
     from movinet_tf.data import builtin
+    from movinet_tf.training import inputs
 
     builtin.ensure_builtin(cfg.data)
     needed = FLAGS.steps * FLAGS.batch
     train_videos, train_labels = [], []
     epoch = 0
     while sum(len(v) for v in train_videos) < needed or epoch < FLAGS.epochs:
-        tf.random.set_seed(7919 * epoch)
-        for video, label in data_lib.build_dataset(cfg.data, cfg.data.train_split, training=True):
+        passes = data_lib.build_dataset(cfg.data, cfg.data.train_split, training=True,
+                                        seed=inputs.pass_seed(cfg, epoch))
+        for video, label in passes:
             train_videos.append(np.round(video.numpy() * 255).astype(np.uint8))
             train_labels.append(label.numpy().astype(np.int32))
         epoch += 1

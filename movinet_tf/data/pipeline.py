@@ -281,7 +281,7 @@ def _check_label(label, num_classes):
     return label
 
 
-def build_dataset(cfg, split, training, stats=None):
+def build_dataset(cfg, split, training, stats=None, seed=None):
     """Builds the batched `(video, label)` pipeline of one split.
 
     Args:
@@ -291,6 +291,10 @@ def build_dataset(cfg, split, training, stats=None):
             deterministic eval views (False).
         stats: optional `DecodeStats` that collects decoded/skipped counts of
             file sources.
+        seed: the int that seeds this pass's shuffles and augmentation (default
+            ``cfg.seed``). Give each pass its own (the trainer mixes in the epoch):
+            a seed here, unlike `tf.random.set_seed`, does not make TensorFlow
+            re-instantiate traced functions such as the train step.
 
     Returns:
         A `tf.data.Dataset` of `(video, label)`; see the module docstring for
@@ -309,7 +313,8 @@ def build_dataset(cfg, split, training, stats=None):
     autotune = tf.data.AUTOTUNE
     parallel = autotune if cfg.num_parallel_calls == -1 else cfg.num_parallel_calls
     clip_fn = _make_clip_fn(cfg, training, encoded=cfg.source == "tfrecord")
-    seeds = tf.data.Dataset.random(seed=cfg.seed, rerandomize_each_iteration=True)
+    seed = cfg.seed if seed is None else int(seed)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     name = f"{cfg.source}/{split}"
 
     if cfg.source in _FILE_SOURCES:
@@ -318,7 +323,7 @@ def build_dataset(cfg, split, training, stats=None):
         logging.info("%s: %d videos.", name, len(paths))
         items = tf.data.Dataset.from_tensor_slices((paths, tf.constant(labels, tf.int32)))
         if training:
-            items = items.shuffle(len(paths), seed=cfg.seed, reshuffle_each_iteration=True)
+            items = items.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
         file_clip_fn = _make_file_clip_fn(cfg, training, stats)
 
         def load(item, seed):
@@ -339,17 +344,17 @@ def build_dataset(cfg, split, training, stats=None):
         videos = videos.map(lambda video, label, ok: (video, label))
     else:
         if cfg.source == "tfds":
-            records = tfds_source.load(cfg, split, training)
+            records = tfds_source.load(cfg, split, training, seed)
         else:
             record_files = tfrecord.list_files(cfg.path.replace("{split}", split))
             records = tf.data.Dataset.from_tensor_slices(record_files)
             if training:
-                records = records.shuffle(len(record_files), seed=cfg.seed)
+                records = records.shuffle(len(record_files), seed=seed)
             records = records.interleave(tf.data.TFRecordDataset, cycle_length=autotune,
                                          num_parallel_calls=autotune, deterministic=not training)
             records = records.map(tfrecord.parse_sequence_example, num_parallel_calls=parallel)
         if training:
-            records = records.shuffle(cfg.shuffle_buffer, seed=cfg.seed,
+            records = records.shuffle(cfg.shuffle_buffer, seed=seed,
                                       reshuffle_each_iteration=True)
 
         def load_record(record, seed):

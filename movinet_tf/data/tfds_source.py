@@ -25,8 +25,10 @@ def class_names(cfg):
     return list(names) if names else [str(i) for i in range(cfg.num_classes)]
 
 
-def load(cfg, split, training):
+def load(cfg, split, training, seed=None):
     """The split as a dataset of `(uint8 video [T, H, W, 3], int32 label)`.
+
+    Training reads the files in an order drawn from `seed` (default ``cfg.seed``).
 
     Raises:
         FileNotFoundError: if the dataset is not prepared under the data_dir.
@@ -39,7 +41,7 @@ def load(cfg, split, training):
         if key not in features:
             raise ValueError(f"data.{key_name} is {key!r}, which {cfg.tfds_name} lacks; its "
                              f"features are {sorted(features.keys())}.")
-    read_config = tfds.ReadConfig(shuffle_seed=cfg.seed)
+    read_config = tfds.ReadConfig(shuffle_seed=cfg.seed if seed is None else seed)
     try:
         records = builder.as_dataset(split=split, shuffle_files=training,
                                      read_config=read_config)
