@@ -11,6 +11,7 @@ import numpy as np
 
 from movinet_tf.models import specs as specs_lib
 from movinet_tf.nas import tunas
+from movinet_tf.nas.traced import TracedSupernet
 
 
 def kendall_tau(x, y):
@@ -93,7 +94,7 @@ def shared_weight_accuracies(supernet, specs, val_batches, calibration):
     """Validation top-1 of each architecture with the shared weights, in both BatchNorm modes.
 
     Args:
-        supernet: a trained `Supernet`.
+        supernet: a trained `Supernet` (scored through one `TracedSupernet` graph).
         specs: spec strings.
         val_batches: (video, labels) pairs, the whole validation split.
         calibration: [B, T, H, W, 3] training clips for the recalibrated mode.
@@ -103,9 +104,10 @@ def shared_weight_accuracies(supernet, specs, val_batches, calibration):
         with its own statistics), ``recalibrated`` (statistics measured on
         `calibration` for this architecture) and ``clips``.
     """
+    traced = TracedSupernet(supernet)
     rows = []
     for text in specs:
-        batch, clips = tunas.score(supernet, text, val_batches, "batch")
-        recalibrated, _ = tunas.score(supernet, text, val_batches, "recalibrated", calibration)
+        batch, clips = tunas.score(traced, text, val_batches, "batch")
+        recalibrated, _ = tunas.score(traced, text, val_batches, "recalibrated", calibration)
         rows.append({"batch": batch, "recalibrated": recalibrated, "clips": clips})
     return rows

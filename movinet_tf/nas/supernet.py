@@ -227,6 +227,10 @@ class Supernet(keras.layers.Layer):
                                   _layer_shapes(ClassifierHead, head, spec.head_filters)))
         return shapes
 
+    def weight_shapes(self, spec):
+        """name -> `WeightShape` of the standalone model of `spec` (a `ModelSpec` or spec string)."""
+        return self._weight_shapes(self._check_spec(spec))
+
     def sliced_weights(self, spec):
         """name -> tensor: the weights of the standalone model for `spec`."""
         spec = self._check_spec(spec)
