@@ -50,6 +50,33 @@ def kendall_tau(x, y):
     return (concordant - discordant) / denominator
 
 
+def kendall_tau_standard_error(x, y):
+    """The jackknife standard error of `kendall_tau(x, y)`.
+
+    Tau is recomputed with each item left out; the error is
+    ``sqrt((n - 1) / n * sum((tau_i - mean(tau_i)) ** 2))``. Leave-one-out
+    values that are undefined (a constant remainder) are skipped.
+
+    Raises:
+        ValueError: fewer than 3 items, or fewer than 2 defined leave-one-out values.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3:
+        raise ValueError("kendall_tau_standard_error needs at least 3 items.")
+    values = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        try:
+            values.append(kendall_tau(x[keep], y[keep]))
+        except ValueError:
+            continue
+    if len(values) < 2:
+        raise ValueError("kendall_tau_standard_error: too few defined leave-one-out values.")
+    values = np.asarray(values)
+    n = len(values)
+    return float(math.sqrt((n - 1) / n * np.sum((values - values.mean()) ** 2)))
+
+
 def mean_and_standard_error(values):
     """(mean, standard error of the mean) of a sequence; the error is 0.0 for one value."""
     values = np.asarray(values, float)

@@ -27,7 +27,8 @@ BatchNorm moving statistics change only for the active channels of active
 layers. The price: every step computes the largest network of the space.
 
 Traces: one for training (`train_step`), one per BatchNorm mode for scoring
-(`logits`) and one for `recalibrate`; a new batch size may add one more each.
+(`logits`) and one for `recalibrate`, for any batch size (a new clip shape
+traces again).
 """
 import numpy as np
 import tensorflow as tf
@@ -94,9 +95,7 @@ class TracedSupernet:
         self._position = {name: i for i, name in enumerate(names)}
         self._encoded = {}
         self._sizes = [sorted({k[d] for k in self.space.kernels}) for d in range(3)]
-        self._logits = tf.function(self._logits_graph, reduce_retracing=True)
-        self._recalibrate = tf.function(self._recalibrate_graph, reduce_retracing=True)
-        self._train = tf.function(self._train_graph, reduce_retracing=True)
+        self._functions = {}  # (entry point, clip shape) -> tf.function
 
     # ------------------------------------------------------------ the architecture
 
@@ -141,31 +140,51 @@ class TracedSupernet:
 
     # ------------------------------------------------------------ public entry points
 
+    def _function(self, name, video, *extra_specs):
+        """The tf.function of entry point `name` for clips shaped like `video`, any batch size."""
+        key = (name, tuple(video.shape[1:]))
+        function = self._functions.get(key)
+        if function is None:
+            graphs = {"logits_batch": lambda v, a: self._logits_graph(v, a, True),
+                      "logits_moving": lambda v, a: self._logits_graph(v, a, False),
+                      "recalibrate": self._recalibrate_graph, "train_step": self._train_graph}
+            signature = [tf.TensorSpec([None, *video.shape[1:]], tf.float32), *extra_specs,
+                         tf.TensorSpec([len(self._position)], tf.int32)]
+            function = tf.function(graphs[name], input_signature=signature)
+            self._functions[key] = function
+        return function
+
     def logits(self, video, spec, batch_stats=True):
         """Logits [B, num_classes] of `spec`, no dropout.
 
         batch_stats: normalise with each batch's statistics (True) or the
         moving statistics (False, e.g. after `recalibrate`).
         """
-        return self._logits(tf.convert_to_tensor(video, tf.float32), self.encode(spec),
-                            bool(batch_stats))
+        video = tf.convert_to_tensor(video, tf.float32)
+        name = "logits_batch" if batch_stats else "logits_moving"
+        return self._function(name, video)(video, self.encode(spec))
 
     def recalibrate(self, spec, video):
         """Sets `spec`'s moving BatchNorm statistics to those of `video` (`Supernet.recalibrate`)."""
-        self._recalibrate(tf.convert_to_tensor(video, tf.float32), self.encode(spec))
+        video = tf.convert_to_tensor(video, tf.float32)
+        self._function("recalibrate", video)(video, self.encode(spec))
 
     def train_step(self, video, labels, spec):
         """One shared-weight step on `spec`: returns (loss, logits) as tensors."""
         if self.optimizer is None or self.loss_fn is None:
             raise ValueError("TracedSupernet.train_step needs an optimizer and a loss_fn.")
-        return self._train(tf.convert_to_tensor(video, tf.float32),
-                           tf.convert_to_tensor(labels, tf.int32), self.encode(spec))
+        video = tf.convert_to_tensor(video, tf.float32)
+        labels = tf.cast(labels, tf.int32)
+        function = self._function("train_step", video, tf.TensorSpec([None], tf.int32))
+        return function(video, labels, self.encode(spec))
 
     def tracing_counts(self):
-        """dict entry point -> how many graphs it has traced so far."""
-        return {"logits": self._logits.experimental_get_tracing_count(),
-                "recalibrate": self._recalibrate.experimental_get_tracing_count(),
-                "train_step": self._train.experimental_get_tracing_count()}
+        """dict entry point -> how many graphs it has traced so far (all clip shapes)."""
+        counts = {"logits": 0, "recalibrate": 0, "train_step": 0}
+        for (name, _), function in self._functions.items():
+            counts[name.split("_")[0] if name.startswith("logits") else name] += \
+                function.experimental_get_tracing_count()
+        return counts
 
     # ------------------------------------------------------------ graphs
 

@@ -1,5 +1,8 @@
 """One traced graph for every architecture: the same logits, gradients and updates as the
 eager, sliced `Supernet.forward` and the standalone model."""
+import importlib.util
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,6 +10,7 @@ import keras
 
 import movinet_tf
 from movinet_tf.models import specs as specs_lib
+from movinet_tf.nas import config as nas_config
 from movinet_tf.nas.supernet import Supernet
 from movinet_tf.nas.traced import TracedSupernet
 
@@ -155,3 +159,20 @@ def test_train_step_and_recalibration_equal_the_eager_ones():
                                    atol=1e-5, rtol=1e-5, err_msg=name)
     assert np.abs(nets[1].w["stem/kernel"].numpy() - initial).max() > 1e-4
     assert traced.tracing_counts()["train_step"] == 1
+
+
+@pytest.mark.slow
+def test_step_time_benchmark_runs_on_a_toy_config(tmp_path):
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location(
+        "nas_step_time", os.path.join(repo, "benchmarks", "nas_step_time.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cfg = nas_config.load_config(os.path.join(repo, "configs", "search", "test_tiny.yaml"),
+                                 [f"data.path={tmp_path / 'builtin'}"])
+    results = bench.measure(cfg, steps=2, warmup=1)
+    for path in ("eager", "traced"):
+        assert all(value > 0 for key in ("train", "score") for value in results[path][key])
+    # Four architectures trained and four scored: one graph each.
+    assert results["traced"]["traces"] == {"logits": 1, "recalibrate": 0, "train_step": 1}
+    assert "eager / traced" in bench.format_results(results, cfg, 2)
