@@ -149,13 +149,19 @@ def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalon
                f"(batch BN) {accuracies['recalibrated']:.3f} (recalibrated)  standalone "
                f"{run['val_top1']:.3f}")
     standalone_top1 = [r["standalone"] for r in rows]
-    taus = {}
+    taus, errors = {}, {}
     for mode in ("shared_batch_bn", "shared_recalibrated_bn"):
+        shared = [r[mode] for r in rows]
         try:
-            taus[mode] = ranking.kendall_tau([r[mode] for r in rows], standalone_top1)
+            taus[mode] = ranking.kendall_tau(shared, standalone_top1)
         except ValueError:  # all tied: no ranking at all
             taus[mode] = None
-    return {"rows": rows, "kendall_tau": taus, "supernet_steps": supernet_steps,
+        try:
+            errors[mode] = ranking.kendall_tau_standard_error(shared, standalone_top1)
+        except ValueError:  # too few architectures or too many ties
+            errors[mode] = None
+    return {"rows": rows, "kendall_tau": taus, "kendall_tau_standard_error": errors,
+            "supernet_steps": supernet_steps,
             "standalone_steps": standalone_steps, "cost_target": cfg.search.cost_target,
             "timings": {k: {"seconds": round(w, 1), "cpu_seconds": round(c, 1)}
                         for k, (w, c) in timings.items()}}
@@ -176,9 +182,16 @@ def format_results(results):
               f"{r['shared_recalibrated_bn']:.3f} | {r['standalone']:.3f} |"
               for r in results["rows"]]
     taus = results["kendall_tau"]
-    text = lambda t: "undefined (all tied)" if t is None else f"{t:+.3f}"  # noqa: E731
-    lines += ["", f"Kendall tau vs standalone: batch BN {text(taus['shared_batch_bn'])}, "
-              f"recalibrated BN {text(taus['shared_recalibrated_bn'])} "
+    errors = results.get("kendall_tau_standard_error", {})
+
+    def text(mode):
+        if taus[mode] is None:
+            return "undefined (all tied)"
+        error = errors.get(mode)
+        return f"{taus[mode]:+.3f}" + ("" if error is None else f" +- {error:.3f}")
+
+    lines += ["", f"Kendall tau vs standalone (+- jackknife standard error): batch BN "
+              f"{text('shared_batch_bn')}, recalibrated BN {text('shared_recalibrated_bn')} "
               f"({len(results['rows'])} architectures, {results['rows'][0]['clips']} "
               f"validation clips each)", "",
               "| phase | wall s | CPU s |", "|---|---|---|"]

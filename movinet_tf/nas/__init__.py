@@ -15,9 +15,10 @@ from movinet_tf.nas.cost import FlopsCost, TfliteLatency, spec_macs
 from movinet_tf.nas.scaling import random_scaling_search, scale_spec, scaled_input
 from movinet_tf.nas.space import KERNELS, Decision, SearchSpace, movinet_space, round8
 from movinet_tf.nas.supernet import Supernet
+from movinet_tf.nas.traced import TracedSupernet
 from movinet_tf.nas.tunas import load_spec_yaml, run_search
 
 __all__ = ["KERNELS", "Controller", "Decision", "FlopsCost", "SearchSpace", "Supernet",
-           "TfliteLatency", "absolute_reward", "load_spec_yaml", "movinet_space",
+           "TfliteLatency", "TracedSupernet", "absolute_reward", "load_spec_yaml", "movinet_space",
            "random_scaling_search", "round8", "run_search", "scale_spec", "scaled_input",
            "spec_macs"]

@@ -11,6 +11,7 @@ import numpy as np
 
 from movinet_tf.models import specs as specs_lib
 from movinet_tf.nas import tunas
+from movinet_tf.nas.traced import TracedSupernet
 
 
 def kendall_tau(x, y):
@@ -47,6 +48,33 @@ def kendall_tau(x, y):
     if denominator == 0:
         raise ValueError("kendall_tau is undefined when one sequence is constant.")
     return (concordant - discordant) / denominator
+
+
+def kendall_tau_standard_error(x, y):
+    """The jackknife standard error of `kendall_tau(x, y)`.
+
+    Tau is recomputed with each item left out; the error is
+    ``sqrt((n - 1) / n * sum((tau_i - mean(tau_i)) ** 2))``. Leave-one-out
+    values that are undefined (a constant remainder) are skipped.
+
+    Raises:
+        ValueError: fewer than 3 items, or fewer than 2 defined leave-one-out values.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3:
+        raise ValueError("kendall_tau_standard_error needs at least 3 items.")
+    values = []
+    for i in range(len(x)):
+        keep = np.arange(len(x)) != i
+        try:
+            values.append(kendall_tau(x[keep], y[keep]))
+        except ValueError:
+            continue
+    if len(values) < 2:
+        raise ValueError("kendall_tau_standard_error: too few defined leave-one-out values.")
+    values = np.asarray(values)
+    n = len(values)
+    return float(math.sqrt((n - 1) / n * np.sum((values - values.mean()) ** 2)))
 
 
 def mean_and_standard_error(values):
@@ -93,7 +121,7 @@ def shared_weight_accuracies(supernet, specs, val_batches, calibration):
     """Validation top-1 of each architecture with the shared weights, in both BatchNorm modes.
 
     Args:
-        supernet: a trained `Supernet`.
+        supernet: a trained `Supernet` (scored through one `TracedSupernet` graph).
         specs: spec strings.
         val_batches: (video, labels) pairs, the whole validation split.
         calibration: [B, T, H, W, 3] training clips for the recalibrated mode.
@@ -103,9 +131,10 @@ def shared_weight_accuracies(supernet, specs, val_batches, calibration):
         with its own statistics), ``recalibrated`` (statistics measured on
         `calibration` for this architecture) and ``clips``.
     """
+    traced = TracedSupernet(supernet)
     rows = []
     for text in specs:
-        batch, clips = tunas.score(supernet, text, val_batches, "batch")
-        recalibrated, _ = tunas.score(supernet, text, val_batches, "recalibrated", calibration)
+        batch, clips = tunas.score(traced, text, val_batches, "batch")
+        recalibrated, _ = tunas.score(traced, text, val_batches, "recalibrated", calibration)
         rows.append({"batch": batch, "recalibrated": recalibrated, "clips": clips})
     return rows

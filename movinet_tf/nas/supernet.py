@@ -19,8 +19,9 @@ running means and skip pools are the functions of `movinet_tf.layers.ops`.
 
 The forward pass mirrors `MovinetClassifier` op for op, so a standalone model
 built from the same spec with the sliced weights copied in (`copy_to_model`)
-gives the same logits. It runs eagerly: each step samples a new architecture,
-and a traced graph per architecture would cost more than it saves.
+gives the same logits. It runs eagerly (the spec is a Python object, each step a
+new architecture); `nas.traced.TracedSupernet` computes the same thing for every
+architecture with one traced graph, and is what the search trains and scores with.
 
 BatchNorm: in training the batch statistics are used and, when
 ``update_stats=True``, the moving statistics of the active channels are updated.
@@ -226,6 +227,10 @@ class Supernet(keras.layers.Layer):
         shapes.update(with_prefix("classifier_head/",
                                   _layer_shapes(ClassifierHead, head, spec.head_filters)))
         return shapes
+
+    def weight_shapes(self, spec):
+        """name -> `WeightShape` of the standalone model of `spec` (a `ModelSpec` or spec string)."""
+        return self._weight_shapes(self._check_spec(spec))
 
     def sliced_weights(self, spec):
         """name -> tensor: the weights of the standalone model for `spec`."""

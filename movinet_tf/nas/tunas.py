@@ -44,6 +44,7 @@ from movinet_tf.nas import config as nas_config
 from movinet_tf.nas import cost as cost_lib
 from movinet_tf.nas.controller import Controller, absolute_reward
 from movinet_tf.nas.supernet import Supernet
+from movinet_tf.nas.traced import TracedSupernet
 from movinet_tf.training import optimizer as optimizer_lib
 
 SPEC_FILE = "searched_spec.yaml"
@@ -98,7 +99,8 @@ def score(supernet, spec, batches, bn="batch", calibration=None):
     """Top-1 accuracy of architecture `spec` with the shared weights, and the number of clips.
 
     Args:
-        supernet: the `Supernet`.
+        supernet: a `TracedSupernet` (one traced graph for every architecture) or a
+            `Supernet` (eager `Supernet.forward`, same results, slower).
         spec: the architecture.
         batches: (video, labels) pairs to score on; no dropout.
         bn: 'batch': every batch is normalised with its own statistics;
@@ -115,9 +117,14 @@ def score(supernet, spec, batches, bn="batch", calibration=None):
         supernet.recalibrate(spec, calibration)
     elif bn != "batch":
         raise ValueError(f"Unknown BatchNorm mode {bn!r}; expected 'batch' or 'recalibrated'.")
+    if isinstance(supernet, TracedSupernet):
+        forward = lambda video: supernet.logits(video, spec, batch_stats=bn == "batch")  # noqa: E731
+    else:
+        forward = lambda video: supernet.forward(  # noqa: E731
+            video, spec, training=False, batch_stats=bn == "batch")
     correct = total = 0
     for video, labels in batches:
-        logits = supernet.forward(video, spec, training=False, batch_stats=bn == "batch")
+        logits = forward(video)
         correct += int(np.sum(np.argmax(logits.numpy(), -1) == np.asarray(labels)))
         total += len(labels)
     return correct / max(total, 1), total
@@ -192,17 +199,12 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
                     .repeat())
     loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True,
                                                    label_smoothing=loop.label_smoothing)
-    num_classes = cfg.data.num_classes
+    # Every architecture through one traced graph (nas/traced.py); gradients clipped
+    # to norm 5 per tensor.
+    traced = TracedSupernet(supernet, optimizer, loss_fn, clip_norm=5.0)
 
     def train_weights(spec, video, labels):
-        with tf.GradientTape() as tape:
-            logits = supernet.forward(video, spec, training=True, update_stats=True)
-            loss = loss_fn(tf.one_hot(labels, num_classes), logits)
-        variables = supernet.trainable_weights
-        grads = tape.gradient(loss, variables)
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        grads = [tf.clip_by_norm(g, 5.0) for g, _ in pairs]
-        optimizer.apply(grads, [v for _, v in pairs])
+        loss, logits = traced.train_step(video, labels, spec)
         return float(loss), _accuracy(logits.numpy(), labels)
 
     def calibrate():
@@ -212,7 +214,7 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
         # Uniformly sampled architectures, each on its own validation batch: the
         # supernet's accuracy on the space as a whole, warm-up included.
         rng = np.random.default_rng([loop.seed, current, 2])
-        accuracies = [score(supernet, space.decode(space.sample(rng)), [next(val_data)],
+        accuracies = [score(traced, space.decode(space.sample(rng)), [next(val_data)],
                             loop.reward_bn, calibrate())[0]
                       for _ in range(loop.probe_architectures)]
         return float(np.mean(accuracies))
@@ -232,7 +234,7 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
         if current >= loop.warmup_steps:
             indices = controller.sample((loop.seed, current, 1))
             spec = space.decode(indices)
-            quality, _ = score(supernet, spec, [next(val_data) for _ in range(loop.reward_batches)],
+            quality, _ = score(traced, spec, [next(val_data) for _ in range(loop.reward_batches)],
                                loop.reward_bn, calibrate())
             cost = cost_fn(spec)
             reward = absolute_reward(quality, cost, loop.cost_target, loop.beta)
@@ -263,17 +265,17 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
         if stop_after is not None and run_steps >= stop_after:
             return None
 
-    return _finish(cfg, space, supernet, controller, cost_fn, val_data, calibrate(), history,
+    return _finish(cfg, space, traced, controller, cost_fn, val_data, calibrate(), history,
                    output_dir, report, time.time() - start)
 
 
-def _finish(cfg, space, supernet, controller, cost_fn, val_data, calibration, history,
+def _finish(cfg, space, traced, controller, cost_fn, val_data, calibration, history,
             output_dir, report, seconds):
     """Evaluates the most likely architecture and writes the outputs."""
     indices = controller.most_likely()
     spec = space.decode(indices)
     text = specs_lib.format_spec(spec)
-    accuracy, total = score(supernet, spec,
+    accuracy, total = score(traced, spec,
                             [next(val_data) for _ in range(cfg.search.final_eval_batches)],
                             cfg.search.reward_bn, calibration)
     probabilities = controller.probabilities()

@@ -34,6 +34,19 @@ def test_kendall_tau_equals_scipy_tau_b_with_ties():
                                                           abs=1e-12)
 
 
+def test_kendall_tau_standard_error_is_the_jackknife_of_scipys_tau():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=8), rng.normal(size=8)
+    y = x + 0.8 * y  # a ranking with some agreement
+    leave_one_out = np.array([stats.kendalltau(np.delete(x, i), np.delete(y, i)).statistic
+                              for i in range(8)])
+    expected = math.sqrt(7 / 8 * np.sum((leave_one_out - leave_one_out.mean()) ** 2))
+    assert ranking.kendall_tau_standard_error(x, y) == pytest.approx(expected, abs=1e-12)
+    assert ranking.kendall_tau_standard_error(x, x) == 0.0  # every subset agrees perfectly
+    with pytest.raises(ValueError, match="at least 3"):
+        ranking.kendall_tau_standard_error([1, 2], [2, 1])
+
+
 def test_kendall_tau_rejects_what_has_no_ranking():
     with pytest.raises(ValueError, match="constant"):
         ranking.kendall_tau([0.1, 0.1, 0.1], [1, 2, 3])
