@@ -74,8 +74,9 @@ def restore_supernet(cfg, search_dir):
 
 
 def validation_batches(cfg):
-    """The whole validation split, one centre clip per video, as a list of (video, labels)."""
-    dataset = data_lib.build_dataset(cfg.data, cfg.data.eval_split, training=False)
+    """The whole validation split, one centre clip per video, in seeded mixed-class batches
+    (`tunas.validation_batches`), as a list of (video, labels)."""
+    dataset = tunas.validation_batches(cfg.data, cfg.search.seed)
     return [(video, labels.numpy()) for video, labels in dataset]
 
 

@@ -171,3 +171,18 @@ def test_weight_learning_rate_warms_up_then_decays():
         nas_config.load_config(TEST_CONFIG, ["search.steps=20", "search.weight_warmup_steps=20"])
     with pytest.raises(ValueError, match="reward_bn"):
         nas_config.load_config(TEST_CONFIG, ["search.reward_bn=moving"])
+
+
+def test_validation_batches_mix_the_classes_and_cover_the_split(tmp_path):
+    cfg = nas_config.load_config(TEST_CONFIG, _overrides(tmp_path))
+    ordered = np.concatenate([labels.numpy() for _, labels in data_lib.build_dataset(
+        cfg.data, cfg.data.eval_split, training=False)])
+    assert np.all(np.diff(ordered) >= 0)  # The evaluation pipeline keeps the class order.
+    first, second = (np.concatenate([labels.numpy() for _, labels in one_pass])
+                     for one_pass in [tunas.validation_batches(cfg.data, 0)] * 2)
+    # Every clip once per pass, in a new order each pass, and not sorted.
+    np.testing.assert_array_equal(np.sort(first), ordered)
+    np.testing.assert_array_equal(np.sort(second), ordered)
+    assert not np.array_equal(first, ordered) and not np.array_equal(first, second)
+    batches = [labels.numpy() for _, labels in tunas.validation_batches(cfg.data, 0)]
+    assert max(len(set(b)) for b in batches) > 2

@@ -130,6 +130,24 @@ def score(supernet, spec, batches, bn="batch", calibration=None):
     return correct / max(total, 1), total
 
 
+VALIDATION_SHUFFLE = 512
+
+
+def validation_batches(data_cfg, seed):
+    """The validation split's single-clip views in seeded mixed-class batches.
+
+    The evaluation pipeline keeps the split's order, i.e. sorted by class, so a batch of
+    16 holds one or two classes; scored with its own BatchNorm statistics
+    (``reward_bn: batch``) nearly one class's mean would be subtracted. The clips are
+    shuffled (a new order each pass; over the whole split when it has at most
+    `VALIDATION_SHUFFLE` videos), so every batch holds a mix.
+    """
+    dataset = data_lib.build_dataset(data_cfg, data_cfg.eval_split, training=False)
+    return (dataset.unbatch()
+            .shuffle(VALIDATION_SHUFFLE, seed=seed, reshuffle_each_iteration=True)
+            .batch(data_cfg.eval_batch_size))
+
+
 def weight_schedule(loop):
     """The shared weights' learning rate: linear warm-up to the peak, then cosine decay to 0."""
     if not loop.weight_warmup_steps:
@@ -195,8 +213,7 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
     cost_fn = make_cost(cfg)
     train_data = iter(data_lib.build_dataset(cfg.data, cfg.data.train_split, training=True)
                       .repeat())
-    val_data = iter(data_lib.build_dataset(cfg.data, cfg.data.eval_split, training=False)
-                    .repeat())
+    val_data = iter(validation_batches(cfg.data, cfg.search.seed).repeat())
     loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True,
                                                    label_smoothing=loop.label_smoothing)
     # Every architecture through one traced graph (nas/traced.py); gradients clipped
