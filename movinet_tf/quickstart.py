@@ -5,7 +5,7 @@
 Three stages, each printing its progress:
 
 1. ``train``: `movinet_tf.train` with ``configs/a0_stream_builtin.yaml`` (the builtin
-   synthetic action set, generated on first use; 600 steps). Killed and restarted, it
+   synthetic action set, generated on first use; 2400 steps). Killed and restarted, it
    resumes from the last checkpoint; a finished run is not trained again.
 2. ``export``: the trained weights become a single-frame streaming TFLite model
    (``<model_dir>/export/a0_stream.tflite`` + labels + JSON state manifest).
