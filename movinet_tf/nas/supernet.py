@@ -339,7 +339,13 @@ class Supernet(keras.layers.Layer):
                                     f"{prefix}/skip/projection/bn")
                 x = h + shortcut
         x = self.act(norm(self._conv(x, weights["head_project/kernel"]), "head_project/bn"))
-        x = ops.cumulative_mean(tf.reduce_mean(x, axis=[2, 3], keepdims=True), causal=False)
+        return self.classify(x, weights, training)
+
+    def classify(self, features, weights, training):
+        """Logits [B, num_classes] from the head's features [B, T, H, W, C]: pooled over
+        space and time, then the classifier (``weights`` as from `sliced_weights`)."""
+        x = ops.cumulative_mean(tf.reduce_mean(features, axis=[2, 3], keepdims=True),
+                                causal=False)
         x = self._conv(x, weights["classifier_head/hidden/kernel"])
         x = self.classifier_act(x + weights["classifier_head/hidden/bias"])
         if training and self.dropout_rate > 0:

@@ -249,14 +249,7 @@ class TracedSupernet:
                 x = tf.cond(get(f"{prefix}/active") > 0, layer, lambda x=x: x)
         head = get("head")
         x = act(norm(net._conv(x, w["head_project/kernel"]), "head_project/bn", head), head)
-        x = ops.cumulative_mean(tf.reduce_mean(x, axis=[2, 3], keepdims=True), causal=False)
-        x = net._conv(x, w["classifier_head/hidden/kernel"])
-        x = net.classifier_act(x + w["classifier_head/hidden/bias"])
-        if training and net.dropout_rate > 0:
-            x = tf.nn.dropout(x, net.dropout_rate)
-        x = net._conv(x, w["classifier_head/classifier/kernel"])
-        x = x + w["classifier_head/classifier/bias"]
-        return tf.cast(tf.reshape(x, [-1, net.num_classes]), tf.float32)
+        return net.classify(x, w, training)
 
     def _placed(self, kernel, arch_sizes, size_in, stride):
         """`kernel` [Kt, Kh, Kw, ...] with only the architecture's taps, placed (see module doc)."""
