@@ -199,8 +199,11 @@ def restore_supernet(cfg, search_dir):
         search_checkpoint(supernet).restore(latest).expect_partial() \
             .assert_existing_objects_matched()
     except AssertionError as error:
+        # The assertion lists every unmatched weight with its value: too long for one line.
+        logging.debug("Unmatched supernet weights: %s", error)
         raise ValueError(f"{latest} does not hold every supernet weight of this config "
-                         f"(written by an older version, or another space): {error}") from error
+                         "(written before the supernet was stored by name, or for another "
+                         "space).") from None
     return supernet
 
 
