@@ -63,16 +63,6 @@ def train_supernet(cfg, steps, out_dir, report=None):
     return out_dir
 
 
-def restore_supernet(cfg, search_dir):
-    """The supernet of a search (or `train_supernet`) directory, from its last checkpoint."""
-    supernet = tunas.build_supernet(cfg)
-    latest = tf.train.latest_checkpoint(os.path.join(search_dir, "checkpoints"))
-    if latest is None:
-        raise FileNotFoundError(f"No search checkpoint in {search_dir}/checkpoints.")
-    tf.train.Checkpoint(supernet=supernet).restore(latest).expect_partial()
-    return supernet
-
-
 def validation_batches(cfg):
     """The whole validation split, one centre clip per video, in seeded mixed-class batches
     (`tunas.validation_batches`), as a list of (video, labels)."""
@@ -132,7 +122,7 @@ def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalon
     if search_dir is None:
         search_dir = train_supernet(cfg, supernet_steps, os.path.join(output_dir, "supernet"),
                                     report=lambda r: report(_progress(r)))
-    supernet = restore_supernet(cfg, search_dir)
+    supernet = tunas.restore_supernet(cfg, search_dir)
     timings["supernet"] = (time.time() - started, _cpu_seconds() - cpu)
 
     started, cpu = time.time(), _cpu_seconds()

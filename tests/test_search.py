@@ -28,10 +28,12 @@ def _overrides(tmp_root):
 @pytest.fixture(scope="module")
 def finished_search(tmp_path_factory):
     root = tmp_path_factory.mktemp("search")
-    # Probes and rewards on 2 batches with recalibrated BatchNorm: the slowest options, once.
+    # Probes and rewards on 2 batches with recalibrated BatchNorm: the slowest options, once;
+    # the first step trains the widest architecture.
     cfg = nas_config.load_config(TEST_CONFIG, _overrides(root) + [
         "search.probe_architectures=1", "search.reward_batches=2",
-        "search.reward_bn=recalibrated", "search.weight_warmup_steps=2"])
+        "search.reward_bn=recalibrated", "search.weight_warmup_steps=2",
+        "search.largest_steps=1"])
     records = []
     summary = tunas.run_search(cfg, str(root / "out"), report=records.append)
     return cfg, root / "out", summary, records
@@ -171,6 +173,8 @@ def test_weight_learning_rate_warms_up_then_decays():
         nas_config.load_config(TEST_CONFIG, ["search.steps=20", "search.weight_warmup_steps=20"])
     with pytest.raises(ValueError, match="reward_bn"):
         nas_config.load_config(TEST_CONFIG, ["search.reward_bn=moving"])
+    with pytest.raises(ValueError, match="largest_steps"):
+        nas_config.load_config(TEST_CONFIG, ["search.largest_steps=3"])  # > warmup_steps (2)
 
 
 def test_validation_batches_mix_the_classes_and_cover_the_split(tmp_path):
@@ -186,3 +190,27 @@ def test_validation_batches_mix_the_classes_and_cover_the_split(tmp_path):
     assert not np.array_equal(first, ordered) and not np.array_equal(first, second)
     batches = [labels.numpy() for _, labels in tunas.validation_batches(cfg.data, 0)]
     assert max(len(set(b)) for b in batches) > 2
+
+
+def test_checkpoint_restores_every_supernet_weight(tmp_path):
+    # Randomised weights, BatchNorm statistics included, saved the way the search saves them.
+    cfg = nas_config.load_config(TEST_CONFIG)
+    supernet = tunas.build_supernet(cfg)
+    rng = np.random.default_rng(0)
+    for weight in supernet.weights:
+        weight.assign(rng.uniform(0.5, 1.5, weight.shape).astype("float32"))
+    saved = {weight.path: weight.numpy() for weight in supernet.weights}
+    assert any(not weight.trainable for weight in supernet.weights)  # the moving statistics
+    tunas.search_checkpoint(supernet, step=tf.Variable(3, dtype=tf.int64)).save(
+        str(tmp_path / tunas.CHECKPOINT_DIR / "ckpt"))
+    restored = tunas.restore_supernet(cfg, str(tmp_path))
+    assert len(restored.weights) == len(saved)
+    for weight in restored.weights:
+        np.testing.assert_array_equal(weight.numpy(), saved[weight.path])
+    # A checkpoint without them (the layout before the fix) is an error, not random weights.
+    tf.train.Checkpoint(step=tf.Variable(3, dtype=tf.int64)).save(
+        str(tmp_path / "old" / tunas.CHECKPOINT_DIR / "ckpt"))
+    with pytest.raises(ValueError, match="supernet weight"):
+        tunas.restore_supernet(cfg, str(tmp_path / "old"))
+    with pytest.raises(FileNotFoundError):
+        tunas.restore_supernet(cfg, str(tmp_path / "none"))

@@ -65,6 +65,10 @@ class LoopConfig:
             (after `warmup_steps`) one controller step on a validation batch.
         warmup_steps: first steps train the shared weights on uniformly sampled
             architectures only (the controller waits for usable weights).
+        largest_steps: the first of the warm-up steps train the widest, deepest
+            architecture only, kernels sampled (`SearchSpace.sample_widest`),
+            before uniform sampling starts: the full network first, as
+            Once-for-All's progressive shrinking does.
         weight_optimizer: 'sgd' (with momentum), 'adam' or 'rmsprop'.
         weight_learning_rate: peak learning rate of the shared weights (linear
             warm-up over `weight_warmup_steps`, then cosine decay to 0).
@@ -94,6 +98,7 @@ class LoopConfig:
     """
     steps: int = 1000
     warmup_steps: int = 200
+    largest_steps: int = 0
     weight_optimizer: str = dataclasses.field(default="sgd",
                                               metadata=_choices("sgd", "adam", "rmsprop"))
     weight_learning_rate: float = 0.05
@@ -143,6 +148,9 @@ def _validate(cfg):
     if not 0 <= loop.warmup_steps <= loop.steps:
         raise ValueError(f"search.warmup_steps ({loop.warmup_steps}) must be in 0..search.steps "
                          f"({loop.steps}).")
+    if not 0 <= loop.largest_steps <= loop.warmup_steps:
+        raise ValueError(f"search.largest_steps ({loop.largest_steps}) must be in "
+                         f"0..search.warmup_steps ({loop.warmup_steps}).")
     if not 0 <= loop.weight_warmup_steps < loop.steps:
         raise ValueError(f"search.weight_warmup_steps ({loop.weight_warmup_steps}) must be in "
                          f"0..search.steps - 1 ({loop.steps - 1}).")

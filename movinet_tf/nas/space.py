@@ -301,6 +301,18 @@ class SearchSpace:
         """A uniformly random point: choice indices, drawn with numpy Generator `rng`."""
         return tuple(int(rng.integers(len(d.choices))) for d in self.decisions())
 
+    def sample_widest(self, rng):
+        """The widest, deepest point with its kernels drawn uniformly: choice indices.
+
+        Every width, layer count and expansion takes its largest choice, so every
+        weight of the supernet is used; only the depthwise kernels vary (the
+        space has no one largest kernel: 1x7x7 and 5x3x3 each lack taps of the
+        other). The first phase of the search's warm-up (``search.largest_steps``).
+        """
+        return tuple(int(rng.integers(len(d.choices))) if d.name.endswith("_kernel")
+                     else max(range(len(d.choices)), key=d.choices.__getitem__)
+                     for d in self.decisions())
+
     def log10_size(self):
         """log10 of the number of distinct architectures."""
         total = np.log10(len(self.stem_widths)) + np.log10(len(self.head_widths))

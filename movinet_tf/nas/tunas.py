@@ -2,8 +2,9 @@
 
 Each step:
 
-1. samples an architecture (uniformly during warm-up, then from the
-   controller) and trains the shared supernet weights on one train batch;
+1. samples an architecture (during warm-up: first the widest, deepest one
+   with random kernels for ``search.largest_steps``, then uniformly; after it
+   from the controller) and trains the shared supernet weights on one train batch;
 2. after warm-up, samples another architecture from the controller, scores it
    on ``search.reward_batches`` validation batches with the shared weights
    (quality = top-1 accuracy; BatchNorm per ``search.reward_bn``, see `score`),
@@ -133,8 +134,8 @@ def score(supernet, spec, batches, bn="batch", calibration=None):
 VALIDATION_SHUFFLE = 512
 
 
-def validation_batches(data_cfg, seed):
-    """The validation split's single-clip views in seeded mixed-class batches.
+def validation_batches(data_cfg, seed, split=None):
+    """The validation split's (or `split`'s) single-clip views in seeded mixed-class batches.
 
     The evaluation pipeline keeps the split's order, i.e. sorted by class, so a batch of
     16 holds one or two classes; scored with its own BatchNorm statistics
@@ -142,7 +143,7 @@ def validation_batches(data_cfg, seed):
     shuffled (a new order each pass; over the whole split when it has at most
     `VALIDATION_SHUFFLE` videos), so every batch holds a mix.
     """
-    dataset = data_lib.build_dataset(data_cfg, data_cfg.eval_split, training=False)
+    dataset = data_lib.build_dataset(data_cfg, split or data_cfg.eval_split, training=False)
     return (dataset.unbatch()
             .shuffle(VALIDATION_SHUFFLE, seed=seed, reshuffle_each_iteration=True)
             .batch(data_cfg.eval_batch_size))
@@ -165,6 +166,45 @@ def build_supernet(cfg):
         activation=cfg.model.activation, gating_activation=cfg.model.gating_activation,
         classifier_activation=cfg.model.classifier_activation,
         dropout_rate=cfg.model.dropout_rate, name="supernet")
+
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def search_checkpoint(supernet, **objects):
+    """The `tf.train.Checkpoint` of a search: the supernet's weights by name, and `objects`.
+
+    The supernet is stored as `checkpoints.weights_by_name` (every weight under its
+    own name, the BatchNorm statistics included), not as the Keras layer: a Keras 3
+    layer that keeps its weights in a dict is not part of TensorFlow's object graph,
+    so ``Checkpoint(supernet=supernet)`` saved none of them (the checkpoints before
+    this fix hold only the trainable ones, through the optimizer).
+    """
+    return tf.train.Checkpoint(supernet=checkpoints.weights_by_name(supernet), **objects)
+
+
+def restore_supernet(cfg, search_dir):
+    """The `Supernet` of a search directory, from its last checkpoint; every weight must be there.
+
+    Raises:
+        FileNotFoundError: no checkpoint in ``<search_dir>/checkpoints``.
+        ValueError: the checkpoint lacks supernet weights (e.g. one written before the
+            supernet was stored by name) or does not fit `cfg`.
+    """
+    supernet = build_supernet(cfg)
+    latest = tf.train.latest_checkpoint(os.path.join(search_dir, CHECKPOINT_DIR))
+    if latest is None:
+        raise FileNotFoundError(f"No search checkpoint in {search_dir}/{CHECKPOINT_DIR}.")
+    try:
+        search_checkpoint(supernet).restore(latest).expect_partial() \
+            .assert_existing_objects_matched()
+    except AssertionError as error:
+        # The assertion lists every unmatched weight with its value: too long for one line.
+        logging.debug("Unmatched supernet weights: %s", error)
+        raise ValueError(f"{latest} does not hold every supernet weight of this config "
+                         "(written before the supernet was stored by name, or for another "
+                         "space).") from None
+    return supernet
 
 
 def run_search(cfg, output_dir, report=None, stop_after=None):
@@ -194,9 +234,9 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
     optimizer.build(supernet.trainable_weights)
     controller = Controller(space, loop.controller_learning_rate, loop.baseline_momentum)
     step = tf.Variable(0, dtype=tf.int64, name="step")
-    checkpoint = tf.train.Checkpoint(supernet=supernet, optimizer=optimizer,
-                                     controller=controller, step=step)
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, "checkpoints"),
+    checkpoint = search_checkpoint(supernet, optimizer=optimizer, controller=controller,
+                                   step=step)
+    manager = tf.train.CheckpointManager(checkpoint, os.path.join(output_dir, CHECKPOINT_DIR),
                                          max_to_keep=2, step_counter=step)
     history = []
     history_path = os.path.join(output_dir, HISTORY_FILE)
@@ -241,7 +281,9 @@ def run_search(cfg, output_dir, report=None, stop_after=None):
     start = time.time()
     while int(step) < loop.steps:
         current = int(step)
-        if current < loop.warmup_steps:
+        if current < loop.largest_steps:
+            weight_indices = space.sample_widest(np.random.default_rng([loop.seed, current, 0]))
+        elif current < loop.warmup_steps:
             weight_indices = space.sample(np.random.default_rng([loop.seed, current, 0]))
         else:
             weight_indices = controller.sample((loop.seed, current, 0))

@@ -99,3 +99,19 @@ def test_bad_space_definitions_are_rejected():
         SearchSpace(**{**good, "expand_ratios": ("three",)})
     with pytest.raises(ValueError, match="max_layers"):
         SearchSpace(**{**good, "max_layers": (1, 1)})
+
+
+def test_sample_widest_takes_every_largest_choice_and_varies_only_kernels(space):
+    rng = np.random.default_rng(0)
+    largest = space.largest()
+    kernels = set()
+    for _ in range(50):
+        spec = space.decode(space.sample_widest(rng))
+        assert spec.stem_filters == largest["stem"]
+        assert spec.head_filters == largest["head"]
+        for b, block in enumerate(spec.blocks):
+            assert block.out_filters == largest["blocks"][b]
+            assert len(block.layers) == space.max_layers[b]
+            assert {layer.expand_filters for layer in block.layers} == {largest["expand"][b]}
+            kernels.update(layer.kernel_size for layer in block.layers)
+    assert kernels == set(space.kernels)
