@@ -73,7 +73,7 @@ def _recipe():
                      epsilon=1.0e-7, momentum=0.0, rmsprop_rho=0.9)
     else:
         train = dict(optimizer="rmsprop", base_learning_rate=1.8, base_batch_size=1024,
-                     epsilon=1.0, momentum=0.9, rmsprop_rho=0.9)
+                     epsilon=1.0, momentum=0.9, rmsprop_rho=0.9, depthwise_init="official")
     train.update(steps=FLAGS.steps, warmup_steps=warmup, schedule="cosine", clipnorm=1.0,
                  label_smoothing=0.1, l2_weight_decay=3.0e-5)
     return train

@@ -81,6 +81,10 @@ class TrainConfig:
     clipnorm: float = 1.0
     label_smoothing: float = 0.1
     l2_weight_decay: float = 3.0e-5
+    # How depthwise kernels start (movinet_tf.training.state.build_model): 'keras' is Keras's
+    # He normal on our [kt, kh, kw, 1, C] kernels (fan-in kt*kh*kw); 'official' is the fan-in
+    # TF Model Garden's [kh, kw, C, 1] kernels get (kt*kh*kw*C), about sqrt(C) times smaller.
+    depthwise_init: str = dataclasses.field(default="keras", metadata=_choices("keras", "official"))
     subclips: int = 1
     # After the last step, re-estimate BatchNorm's moving statistics over this many
     # training batches (movinet_tf.training.bn_calibration); 0 keeps the moving averages.
