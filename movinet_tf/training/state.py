@@ -5,7 +5,6 @@ The checkpoint keys: ``model/<weight path>`` (`checkpoints.weights_by_name`),
 counters ``step``, ``epoch`` and ``batch_in_epoch``.
 """
 import dataclasses
-import math
 import os
 
 import keras
@@ -55,18 +54,22 @@ def init_depthwise_like_official(model):
     val top-1 36.0% with Keras's scale against 75.3% with this one (same seed,
     same clips; docs/training.md).
     """
+    for kernel in depthwise_kernels(model):
+        # Keras's fan-in of [kt, kh, kw, 1, C] is kt*kh*kw; scale 2 / C adds the channels.
+        draw = keras.initializers.VarianceScaling(
+            scale=2.0 / kernel.shape[-1], mode="fan_in", distribution="truncated_normal")
+        kernel.assign(tf.cast(draw(tuple(kernel.shape)), kernel.dtype))
+
+
+def depthwise_kernels(model):
+    """The kernels of every depthwise convolution of `model` (spatial and temporal), in order."""
+    kernels = []
     for layer in model._flatten_layers(include_self=False):
-        if not getattr(layer, "depthwise", False):
-            continue
-        for kernel in (getattr(layer, "kernel", None), getattr(layer, "temporal_kernel", None)):
-            if kernel is None:
-                continue
-            shape = tuple(kernel.shape)
-            fan_in = math.prod(shape[:3]) * shape[-1]
-            # The truncated normal of He normal: stddev sqrt(2 / fan_in) after truncation.
-            draw = keras.initializers.TruncatedNormal(
-                stddev=math.sqrt(2.0 / fan_in) / 0.87962566103423978)
-            kernel.assign(tf.cast(draw(shape), kernel.dtype))
+        if getattr(layer, "depthwise", False):
+            kernels += [kernel for kernel in (getattr(layer, "kernel", None),
+                                              getattr(layer, "temporal_kernel", None))
+                        if kernel is not None]
+    return kernels
 
 
 def make_training_state(cfg, strategy):

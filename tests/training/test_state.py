@@ -15,13 +15,7 @@ def _build(depthwise_init):
 
 
 def _depthwise_kernels(model):
-    kernels = {}
-    for layer in model._flatten_layers(include_self=False):
-        if getattr(layer, "depthwise", False):
-            for kernel in (layer.kernel, getattr(layer, "temporal_kernel", None)):
-                if kernel is not None:
-                    kernels[kernel.path] = kernel.numpy()
-    return kernels
+    return {kernel.path: kernel.numpy() for kernel in state_lib.depthwise_kernels(model)}
 
 
 def test_official_depthwise_init_has_the_official_fan_in_and_leaves_the_rest():
