@@ -39,16 +39,18 @@ def make_train_step(cfg, model, optimizer, strategy):
         return loss_object(onehot, tf.cast(logits, tf.float32))
 
     def reduce_gradients(grads):
-        """Sum over replicas, clip each tensor, and undo the sum the optimizer will redo."""
+        """Sum over replicas, clip each tensor, and undo the sum the optimizer will redo.
+
+        Returns the gradients and their global norm before clipping (without the loss scale).
+        """
         context = tf.distribute.get_replica_context()
         if num_replicas > 1:
             grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        if train.clipnorm > 0:
-            scale = tf.cast(loss_scale, tf.float32) if loss_scale is not None else 1.0
-            grads = [tf.clip_by_norm(g / scale, train.clipnorm) * scale for g in grads]
+        scale = tf.cast(loss_scale, tf.float32) if loss_scale is not None else 1.0
+        grads, grad_norm = clip_each(grads, train.clipnorm, scale)
         if num_replicas > 1:
             grads = [g / num_replicas for g in grads]
-        return grads
+        return grads, grad_norm
 
     def step_fn(video, labels):
         variables = model.trainable_variables
@@ -77,9 +79,9 @@ def make_train_step(cfg, model, optimizer, strategy):
                 scaled_loss = optimizer.scale_loss(loss)
             grads = tape.gradient(scaled_loss, variables)
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        grads = reduce_gradients([g for g, _ in pairs])
-        # Before clipping; with a loss scale, inf is expected now and then (the step is skipped).
-        grad_norm = tf.linalg.global_norm(grads)
+        # The norm is taken before clipping; with a loss scale, inf is expected now and
+        # then (the step is skipped).
+        grads, grad_norm = reduce_gradients([g for g, _ in pairs])
         optimizer.apply(grads, [v for _, v in pairs])
         labels = tf.cast(labels, tf.int32)
         top1 = tf.reduce_sum(tf.cast(tf.math.in_top_k(labels, logits, 1), tf.float32))
@@ -99,6 +101,31 @@ def make_train_step(cfg, model, optimizer, strategy):
                 for k, v in stats.items()}
 
     return train_step
+
+
+def clip_each(grads, clipnorm, scale=1.0):
+    """Clips each gradient to norm `clipnorm` (none when <= 0) and gives the global norm before.
+
+    Same result as ``tf.clip_by_norm(g / scale, clipnorm) * scale`` per tensor followed by
+    `tf.linalg.global_norm`, but from one fused sum of squares per tensor (``L2Loss``) and
+    one multiply: a step of A0-Stream has 265 gradients, and the per-tensor ops cost
+    more than their arithmetic.
+
+    Args:
+        grads: a list of dense gradient tensors, multiplied by the loss `scale`.
+        clipnorm: the largest norm of each unscaled gradient.
+        scale: the loss scale (1 without one).
+
+    Returns:
+        ``(clipped gradients, global norm of the unscaled gradients before clipping)``.
+    """
+    squares = tf.stack([2.0 * tf.nn.l2_loss(tf.cast(g, tf.float32)) for g in grads])
+    grad_norm = tf.sqrt(tf.reduce_sum(squares)) / scale
+    if clipnorm <= 0:
+        return grads, grad_norm
+    norms = tf.sqrt(squares) / scale
+    factors = tf.unstack(clipnorm / tf.maximum(norms, clipnorm))
+    return [g * tf.cast(f, g.dtype) for g, f in zip(grads, factors)], grad_norm
 
 
 def check_finite(step, stats, optimizer, latest_checkpoint):
