@@ -128,6 +128,8 @@ class RuntimeConfig:
         default="float32", metadata=_choices("float32", "mixed_float16", "mixed_bfloat16"))
     tpu: str = ""
     cpu_logical_devices: int = 0
+    # Threads per op on the CPU (TF's intra-op pool); 0 = TensorFlow's default (one per core).
+    intra_op_threads: int = 0
     keep_worker_checkpoints: bool = False
     run_eagerly: bool = False
 

@@ -47,6 +47,7 @@ def validate(cfg):
         "eval.max_batches": cfg.eval.max_batches,
         "eval.num_frames": cfg.eval.num_frames,
         "runtime.cpu_logical_devices": cfg.runtime.cpu_logical_devices,
+        "runtime.intra_op_threads": cfg.runtime.intra_op_threads,
     }
     _check_at_least(non_negative, 0)
     _check_ranges(cfg)

@@ -2,10 +2,23 @@
 import os
 
 import tensorflow as tf
+from absl import logging
 
 
 def configure_devices(runtime):
-    """Splits the CPU into logical devices when asked; must run before TF starts."""
+    """Splits the CPU into logical devices and sets the threads per op, when asked.
+
+    Both must happen before TensorFlow runs its first op. Where it already has (a
+    process that ran TF before training), the thread count cannot change: a warning
+    says so and training goes on with TF's current setting.
+    """
+    threads = runtime.intra_op_threads
+    if threads and tf.config.threading.get_intra_op_parallelism_threads() != threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+        except RuntimeError:
+            logging.warning("runtime.intra_op_threads=%d not applied: TensorFlow is already "
+                            "running in this process.", threads)
     if runtime.cpu_logical_devices > 1:
         cpus = tf.config.list_physical_devices("CPU")
         tf.config.set_logical_device_configuration(
