@@ -5,12 +5,14 @@
 
 Each row runs in a fresh subprocess, so peaks don't mix. Inside it, A0-stream
 (600 classes) and an SGD optimizer are built, the RSS is read as the baseline,
-then one warm-up step (tracing included) and `--steps` timed steps run, each a
-`tf.function` of `movinet_tf.training.subclips.subclip_loss_and_grads` plus
-`optimizer.apply`. The peak is the larger of a psutil RSS sample taken every
-5 ms and the kernel's ru_maxrss; the table shows it and its growth over the
-baseline (graph tracing included; the sub-clips are the iterations of one
-`tf.while_loop`, so the graph is the same for every n >= 2); "+MB steady" is the
+then one warm-up step (tracing included) and `--steps` timed steps run. By default
+(``--driver=pieces``) a step is the trainer's `subclips.SubclipGradients` (the
+sub-clips run from Python through two traced pieces) and a traced
+`optimizer.apply`; ``--driver=loop`` makes it one `tf.function` of
+`subclips.subclip_loss_and_grads` (a `tf.while_loop` over the sub-clips) plus
+`optimizer.apply`. The peak is the larger of a psutil RSS sample taken every 5 ms
+and the kernel's ru_maxrss; the table shows it and its growth over the baseline
+(graph tracing included); "+MB steady" is the
 peak sampled during the timed steps only, over the same baseline (the RSS
 stays high where the allocator keeps freed memory). "step tensors" is
 TensorFlow's own peak of live tensor bytes during the timed steps, less the
@@ -35,10 +37,37 @@ flags.DEFINE_integer("steps", 3, "Timed steps after the warm-up step.")
 flags.DEFINE_list("subclips", ["1", "2", "4", "8"], "Numbers of sub-clips to measure.")
 flags.DEFINE_bool("eager", False, "Run the step eagerly instead of as a tf.function.")
 flags.DEFINE_bool("whole_clip", True, "Also measure the standard whole-clip training step.")
+flags.DEFINE_enum("driver", "pieces", ["pieces", "loop"],
+                  "Sub-clip rows: 'pieces' = the trainer's SubclipGradients (sub-clips driven "
+                  "from Python, two traced pieces, then a traced update); 'loop' = "
+                  "subclip_loss_and_grads inside one tf.function (a tf.while_loop).")
 flags.DEFINE_integer("worker", None, "Internal: measure one setting (0 = whole clip) and "
                      "print one JSON line.")
 
 _REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _traced_step(model, optimizer, loss_fn, num_subclips):
+    """One tf.function: the whole-clip tape (num_subclips == 0) or the sub-clip while loop."""
+    import tensorflow as tf
+
+    from movinet_tf.training import subclips
+
+    @tf.function
+    def train_step(video, labels):
+        variables = model.trainable_variables
+        if num_subclips == 0:
+            with tf.GradientTape() as tape:
+                loss = loss_fn(labels, model(video, training=True))
+            grads = tape.gradient(loss, variables)
+        else:
+            loss, _, grads = subclips.subclip_loss_and_grads(
+                model, video, labels, loss_fn, num_subclips, training=True)
+        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
+        return loss
+
+    return train_step
 
 
 def _measure(num_subclips):
@@ -74,19 +103,17 @@ def _measure(num_subclips):
         return tf.reduce_mean(
             keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
 
-    @tf.function
-    def train_step(video, labels):
-        variables = model.trainable_variables
-        if num_subclips == 0:
-            with tf.GradientTape() as tape:
-                loss = loss_fn(labels, model(video, training=True))
-            grads = tape.gradient(loss, variables)
-        else:
-            loss, _, grads = subclips.subclip_loss_and_grads(
-                model, video, labels, loss_fn, num_subclips, training=True)
-        pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        optimizer.apply([g for g, _ in pairs], [v for _, v in pairs])
-        return loss
+    # n = 1 is one tf.function for both drivers (the same baseline).
+    if num_subclips > 1 and FLAGS.driver == "pieces":
+        pieces = subclips.SubclipGradients(model, loss_fn, num_subclips, training=True)
+        apply = tf.function(lambda grads: optimizer.apply(grads, model.trainable_variables))
+
+        def train_step(video, labels):
+            loss, _, grads = pieces(video, labels)
+            apply(grads)
+            return loss
+    else:
+        train_step = _traced_step(model, optimizer, loss_fn, num_subclips)
 
     baseline = rss_mb()
     peak = [baseline]
@@ -126,7 +153,7 @@ def _run_worker(num_subclips):
     env["PYTHONPATH"] = _REPO + os.pathsep + env.get("PYTHONPATH", "")
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={num_subclips}",
             f"--frames={FLAGS.frames}", f"--size={FLAGS.size}", f"--batch={FLAGS.batch}",
-            f"--steps={FLAGS.steps}", f"--eager={FLAGS.eager}"]
+            f"--steps={FLAGS.steps}", f"--eager={FLAGS.eager}", f"--driver={FLAGS.driver}"]
     result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"worker for n={num_subclips} failed ({result.returncode}):\n"
@@ -146,8 +173,8 @@ def main(argv):
     if FLAGS.whole_clip:
         settings = [0] + settings
     print(f"A0-stream training, {FLAGS.batch}x{FLAGS.frames}x{FLAGS.size}x{FLAGS.size}, "
-          f"{FLAGS.steps} timed steps, {'eager' if FLAGS.eager else 'tf.function'}; "
-          "peak RSS per fresh subprocess")
+          f"{FLAGS.steps} timed steps, {'eager' if FLAGS.eager else 'tf.function'}, "
+          f"sub-clips driven by {FLAGS.driver!r}; peak RSS per fresh subprocess")
     header = (f"{'setting':<12}{'frames/sub-clip':>16}{'RSS peak MB':>13}{'+MB':>7}"
               f"{'vs n=1':>8}{'+MB steady':>12}{'step tensors MB':>17}{'vs n=1':>8}"
               f"{'step s':>8}")

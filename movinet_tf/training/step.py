@@ -62,12 +62,8 @@ def make_train_step(cfg, model, optimizer, strategy):
                 lambda y, z: tf.reduce_sum(per_example_loss(y, z)) / global_batch,
                 train.subclips, training=True, variables=variables,
                 scale_loss=optimizer.scale_loss)
-            with tf.GradientTape() as tape:
-                regularization = tf.add_n(model.losses) / num_replicas if model.losses else 0.0
-                scaled_regularization = optimizer.scale_loss(regularization)
-            if model.losses:
-                extra = tape.gradient(scaled_regularization, variables)
-                grads = [g if e is None else (e if g is None else g + e) for g, e in zip(grads, extra)]
+            regularization, grads = add_regularization(model, optimizer, variables, grads,
+                                                       num_replicas)
             cross_entropy = loss
             loss = loss + regularization
         else:
@@ -78,6 +74,10 @@ def make_train_step(cfg, model, optimizer, strategy):
                 loss = cross_entropy + regularization
                 scaled_loss = optimizer.scale_loss(loss)
             grads = tape.gradient(scaled_loss, variables)
+        return step_stats(grads, variables, loss, cross_entropy, regularization, logits, labels)
+
+    def step_stats(grads, variables, loss, cross_entropy, regularization, logits, labels):
+        """Reduces, clips and applies `grads`; returns the step's scalars."""
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
         # The norm is taken before clipping; with a loss scale, inf is expected now and
         # then (the step is skipped).
@@ -91,6 +91,9 @@ def make_train_step(cfg, model, optimizer, strategy):
                 "regularization": tf.cast(regularization, tf.float32),
                 "top1": top1, "top5": top5, "count": count, "grad_norm": grad_norm}
 
+    if train.subclips > 1 and num_replicas == 1:
+        return _subclip_train_step(cfg, model, optimizer, per_example_loss, step_stats)
+
     @tf.function
     def train_step(video, labels):
         stats = strategy.run(step_fn, args=(video, labels))
@@ -100,6 +103,52 @@ def make_train_step(cfg, model, optimizer, strategy):
                                    tf.distribute.ReduceOp.SUM, v, axis=None)
                 for k, v in stats.items()}
 
+    return train_step
+
+
+def add_regularization(model, optimizer, variables, grads, num_replicas=1):
+    """The L2 term of `model.losses` (one replica's share) and `grads` plus its gradient.
+
+    The term does not depend on the clip, so sub-clip training adds it once per step.
+    """
+    if not model.losses:
+        return 0.0, grads
+    with tf.GradientTape() as tape:
+        regularization = tf.add_n(model.losses) / num_replicas
+        scaled_regularization = optimizer.scale_loss(regularization)
+    extra = tape.gradient(scaled_regularization, variables)
+    return regularization, [g if e is None else (e if g is None else g + e)
+                            for g, e in zip(grads, extra)]
+
+
+def _subclip_train_step(cfg, model, optimizer, per_example_loss, step_stats):
+    """The train step of ``train.subclips > 1`` on one replica.
+
+    The sub-clips run from Python (`subclips.SubclipGradients`: two traced pieces, so
+    the process memory falls with n); the L2 term, the clipping and the update are
+    one `tf.function` after them. (With several replicas the sub-clips stay the
+    `tf.while_loop` of `subclips.subclip_loss_and_grads` inside the replicated step.)
+    """
+    global_batch = cfg.data.batch_size
+    variables = model.trainable_variables
+    gradients = subclips.SubclipGradients(
+        model, lambda y, z: tf.reduce_sum(per_example_loss(y, z)) / global_batch,
+        cfg.train.subclips, training=True, variables=variables,
+        scale_loss=optimizer.scale_loss)
+
+    @tf.function
+    def finish(grads, cross_entropy, logits, labels):
+        regularization, grads = add_regularization(model, optimizer, variables, grads)
+        return step_stats(grads, variables, cross_entropy + regularization, cross_entropy,
+                          regularization, logits, labels)
+
+    def train_step(video, labels):
+        cross_entropy, logits, grads = gradients(video, labels)
+        return finish(grads, cross_entropy, logits, labels)
+
+    # As a tf.function reports it, for the trainer's log line.
+    train_step.experimental_get_tracing_count = (
+        lambda: gradients.tracing_count() + finish.experimental_get_tracing_count())
     return train_step
 
 

@@ -215,3 +215,41 @@ def test_traced_graph_does_not_grow_with_the_number_of_subclips(model):
     assert len(eight) == len(two)
     convolutions = sorted(op for op in two if "Conv" in op)
     assert convolutions and convolutions == sorted(op for op in eight if "Conv" in op)
+
+
+@pytest.mark.parametrize("num_subclips", [1, 2, 3])
+def test_python_driven_pieces_give_the_loss_and_gradients_of_one_clip(model, video, one_subclip,
+                                                                     num_subclips):
+    # The trainer's path (SubclipGradients: sub-clips driven from Python, two traced
+    # pieces); 3 sub-clips of 3, 3 and 2 frames retrace the pieces for the short clip.
+    pieces = subclips.SubclipGradients(model, loss_fn, num_subclips, training=True)
+    for _ in range(2):  # a second step reuses the traces
+        loss, logits, grads = pieces(video, LABELS)
+        np.testing.assert_allclose(float(loss), one_subclip[0], atol=1e-5, rtol=0)
+        np.testing.assert_allclose(logits.numpy(), one_subclip[1], atol=1e-5, rtol=0)
+        _assert_grads_equal([g.numpy() for g in grads], [g.numpy() for g in one_subclip[2]],
+                            model.trainable_variables, f"pieces n={num_subclips} vs n=1")
+    # One whole-clip trace for n=1; otherwise one per piece and clip length (n=3: the
+    # forward piece sees 3 frames only, the backward piece 2 and 3).
+    assert pieces.tracing_count() == {1: 1, 2: 2, 3: 3}[num_subclips]
+
+
+def test_python_driven_pieces_draw_dropout_once_and_refuse_tf_function(video):
+    model = _model(dropout_rate=0.5)
+    seed_state = model.classifier_head.dropout.seed_generator.state
+    start = seed_state.numpy()
+    loss_1, logits_1, _ = subclips.subclip_loss_and_grads(model, video, LABELS, loss_fn, 1,
+                                                          training=True)
+    after_one = seed_state.numpy()
+    seed_state.assign(start)
+    loss_4, logits_4, _ = subclips.SubclipGradients(model, loss_fn, 4, training=True)(
+        video, LABELS)
+    np.testing.assert_allclose(logits_4.numpy(), logits_1.numpy(), atol=1e-5, rtol=0)
+    np.testing.assert_allclose(float(loss_4), float(loss_1), atol=1e-5, rtol=0)
+    np.testing.assert_array_equal(seed_state.numpy(), after_one)  # one mask per step
+    pieces = subclips.SubclipGradients(model, loss_fn, 2)
+    with pytest.raises(RuntimeError, match="call it eagerly"):
+        tf.function(lambda v: pieces(v, LABELS)[0])(tf.constant(video))
+    with pytest.raises(ValueError, match="needs a stream model"):
+        subclips.SubclipGradients(movinet_tf.build_model("a0", stream=False, num_classes=5),
+                                  loss_fn, 2)
