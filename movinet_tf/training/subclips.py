@@ -197,7 +197,7 @@ def _loop_loss_and_grads(model, video, shape, labels, loss_fn, num_subclips, tra
     n = 1, whatever n is. ``parallel_iterations=1`` runs the steps one after the
     other, so only one sub-clip's activations are alive at a time.
     """
-    backbone, head = model.backbone, model.classifier_head
+    head = model.classifier_head
     init = model.init_states(shape)
     names = list(init)
     float_names = [name for name in names if init[name].dtype.is_floating]
@@ -227,36 +227,15 @@ def _loop_loss_and_grads(model, video, shape, labels, loss_fn, num_subclips, tra
         k = tf.where(backward, 2 * last - step, step)
         is_last = tf.equal(step, last)
         states_in = {name: stored[name].read(k) for name in names}
-        watched = [states_in[name] for name in float_names]
-        with tf.GradientTape() as tape:
-            tape.watch(watched)
-            features, states_out = backbone(subclip(k), states=states_in, training=False)
-
-            def with_loss():
-                step_logits = head(features, training=training)
-                step_loss = tf.cast(loss_fn(labels, step_logits), tf.float32)
-                return step_loss, tf.cast(scale(step_loss), tf.float32), step_logits
-
-            def without_loss():
-                return (tf.zeros([], tf.float32), tf.zeros([], tf.float32),
-                        tf.zeros(logits_shape, tf.float32))
-
-            # The loss of the last sub-clip only (dropout draws one mask per step).
-            step_loss, target, step_logits = tf.cond(is_last, with_loss, without_loss)
+        tape, watched, states_out, step_loss, target, step_logits = _taped_subclip(
+            model, subclip(k), states_in, float_names, labels, loss_fn, training, scale,
+            is_last, logits_shape)
 
         def backward_pass():
-            # d target / d theta + sum_s <d states_out[s] / d theta, state_grads[s]>.
-            all_grads = tape.gradient(
-                [target] + [states_out[name] for name in float_names], variables + watched,
-                output_gradients=[tf.ones_like(target)]
-                + [state_grads[name] for name in float_names])
-            new_grads = []
-            for i, (total, g) in enumerate(zip(grads, all_grads[:len(variables)])):
-                none_at[i] = none_at[i] and g is None
-                new_grads.append(total if g is None else total + tf.cast(g, total.dtype))
-            new_state_grads = {
-                name: tf.zeros_like(state_grads[name]) if g is None else tf.cast(g, init[name].dtype)
-                for name, g in zip(float_names, all_grads[len(variables):])}
+            none, new_grads, new_state_grads = _backward_subclip(
+                tape, target, states_out, watched, float_names, variables, state_grads, grads)
+            for i, no_gradient in enumerate(none):
+                none_at[i] = none_at[i] and no_gradient
             return new_state_grads, new_grads
 
         def forward_only():
@@ -280,6 +259,56 @@ def _loop_loss_and_grads(model, video, shape, labels, loss_fn, num_subclips, tra
          tf.zeros([], tf.float32), tf.zeros(logits_shape, tf.float32)),
         parallel_iterations=1)
     return loss, logits, [None if none else g for none, g in zip(none_at, grads)]
+
+
+def _taped_subclip(model, clip, states_in, float_names, labels, loss_fn, training, scale,
+                   is_last, logits_shape):
+    """A sub-clip's forward pass under a tape; the head and the loss on the last one only.
+
+    Returns ``(tape, watched, states_out, loss, target, logits)``: the watched float
+    input states, the loss (0 unless `is_last`), its scaled form and the logits
+    (zeros of `logits_shape` unless `is_last`). The head sits behind a `tf.cond`, so
+    dropout draws one mask per step.
+    """
+    watched = [states_in[name] for name in float_names]
+    with tf.GradientTape() as tape:
+        tape.watch(watched)
+        features, states_out = model.backbone(clip, states=states_in, training=False)
+
+        def with_loss():
+            logits = model.classifier_head(features, training=training)
+            loss = tf.cast(loss_fn(labels, logits), tf.float32)
+            return loss, tf.cast(scale(loss), tf.float32), tf.cast(logits, tf.float32)
+
+        def without_loss():
+            return (tf.zeros([], tf.float32), tf.zeros([], tf.float32),
+                    tf.zeros(logits_shape, tf.float32))
+
+        loss, target, logits = tf.cond(is_last, with_loss, without_loss)
+    return tape, watched, states_out, loss, target, logits
+
+
+def _backward_subclip(tape, target, states_out, watched, float_names, variables, state_grads,
+                      sums):
+    """Back-propagates one sub-clip: d target / d theta + sum_s <d states_out[s] / d theta,
+    state_grads[s]>, added to `sums`, and the gradients of its float input states.
+
+    `watched` holds the float input states in the order of `float_names` (a loop or a
+    function may hand the dicts back with their keys in another order).
+
+    Returns ``(none, new_sums, new_state_grads)``, `none` flagging the variables that got
+    no gradient.
+    """
+    grads = tape.gradient(
+        [target] + [states_out[name] for name in float_names], list(variables) + watched,
+        output_gradients=[tf.ones_like(target)] + [state_grads[name] for name in float_names])
+    variable_grads = grads[:len(variables)]
+    new_sums = [total if g is None else total + tf.cast(g, total.dtype)
+                for total, g in zip(sums, variable_grads)]
+    new_state_grads = {name: tf.zeros_like(state_grads[name]) if g is None
+                       else tf.cast(g, state_grads[name].dtype)
+                       for name, g in zip(float_names, grads[len(variables):])}
+    return [g is None for g in variable_grads], new_sums, new_state_grads
 
 
 class SubclipGradients:
@@ -337,34 +366,13 @@ class SubclipGradients:
         return states
 
     def _backward_fn(self, clip, states_in, state_grads, sums, labels, is_last):
-        float_names = list(state_grads)
-        watched = [states_in[name] for name in float_names]
-        num_classes = self.model.classifier_head.num_classes
-        with tf.GradientTape() as tape:
-            tape.watch(watched)
-            features, states_out = self.model.backbone(clip, states=states_in, training=False)
-
-            def with_loss():
-                logits = self.model.classifier_head(features, training=self.training)
-                loss = tf.cast(self.loss_fn(labels, logits), tf.float32)
-                return loss, tf.cast(self.scale(loss), tf.float32), tf.cast(logits, tf.float32)
-
-            def without_loss():
-                batch = tf.shape(clip)[0]
-                return (tf.zeros([], tf.float32), tf.zeros([], tf.float32),
-                        tf.zeros([batch, num_classes], tf.float32))
-
-            loss, target, logits = tf.cond(is_last, with_loss, without_loss)
-        grads = tape.gradient(
-            [target] + [states_out[name] for name in float_names], self.variables + watched,
-            output_gradients=[tf.ones_like(target)] + [state_grads[name] for name in float_names])
-        variable_grads = grads[:len(self.variables)]
-        self._none_at = [g is None for g in variable_grads]
-        new_sums = [total if g is None else total + tf.cast(g, total.dtype)
-                    for total, g in zip(sums, variable_grads)]
-        new_state_grads = {name: tf.zeros_like(state_grads[name]) if g is None
-                           else tf.cast(g, state_grads[name].dtype)
-                           for name, g in zip(float_names, grads[len(self.variables):])}
+        float_names = sorted(state_grads)
+        logits_shape = [tf.shape(clip)[0], self.model.classifier_head.num_classes]
+        tape, watched, states_out, loss, target, logits = _taped_subclip(
+            self.model, clip, states_in, float_names, labels, self.loss_fn,
+            self.training, self.scale, is_last, logits_shape)
+        self._none_at, new_sums, new_state_grads = _backward_subclip(
+            tape, target, states_out, watched, float_names, self.variables, state_grads, sums)
         return loss, logits, new_sums, new_state_grads
 
     def __call__(self, video, labels):
