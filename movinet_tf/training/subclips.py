@@ -101,6 +101,21 @@ def _check_num_subclips(num_subclips):
         raise ValueError(f"num_subclips must be >= 1, got {num_subclips}.")
 
 
+def _check_stream_model(model, caller):
+    if not getattr(model, "is_stream", False):
+        raise ValueError(
+            f"{caller} needs a stream model (build_model(..., stream=True)): "
+            f"{getattr(model, 'name', model)!r} has no states to carry between sub-clips.")
+
+
+def _check_video(video):
+    """`video` as a tensor; raises unless it is [B, T, H, W, 3]-shaped (rank 5)."""
+    video = tf.convert_to_tensor(video)
+    if video.shape.rank != 5:
+        raise ValueError(f"video must be [B, T, H, W, 3], got shape {video.shape}.")
+    return video
+
+
 def _video_dims(video):
     """[B, T, H, W, C] with static ints where known, scalar tensors otherwise."""
     static = video.shape.as_list()
@@ -150,15 +165,10 @@ def subclip_loss_and_grads(model, video, labels, loss_fn, num_subclips, training
             [B, T, H, W, 3], or `num_subclips` < 1 or > T.
         TypeError: if `num_subclips` is not an int.
     """
-    if not getattr(model, "is_stream", False):
-        raise ValueError(
-            "subclip_loss_and_grads needs a stream model (build_model(..., stream=True)): "
-            f"{getattr(model, 'name', model)!r} has no states to carry between sub-clips.")
+    _check_stream_model(model, "subclip_loss_and_grads")
     _check_num_subclips(num_subclips)
     num_subclips = int(num_subclips)
-    video = tf.convert_to_tensor(video)
-    if video.shape.rank != 5:
-        raise ValueError(f"video must be [B, T, H, W, 3], got shape {video.shape}.")
+    video = _check_video(video)
     shape = _video_dims(video)
     bounds = subclip_bounds(shape[1], num_subclips)
     if not isinstance(shape[1], int):
@@ -322,8 +332,9 @@ class SubclipGradients:
     between the calls. Unlike the `tf.while_loop` of `subclip_loss_and_grads` inside
     a `tf.function`, no loop, TensorArray or cond of the backward pass is traced, so
     the process holds about the graph of one whole-clip step, whatever n is. On one
-    64x172x172 clip of A0-Stream the peak RSS growth is 0.40x (n = 4) and 0.29x (n = 8)
-    that of n = 1, against 0.46x and 0.34x for the loop (docs/subclip_training.md).
+    64x172x172 clip of A0-Stream the peak RSS growth is 0.38x (n = 4) and 0.26x (n = 8)
+    that of n = 1, against 0.45x and 0.34x for the loop; the price is step time, 16-24%
+    more than the loop's at n = 4 (docs/subclip_training.md).
 
     The trainer uses it for ``train.subclips > 1`` on one replica. Call it eagerly;
     inside a `tf.function` use `subclip_loss_and_grads`.
@@ -335,10 +346,7 @@ class SubclipGradients:
 
     def __init__(self, model, loss_fn, num_subclips, training=True, variables=None,
                  scale_loss=None):
-        if not getattr(model, "is_stream", False):
-            raise ValueError(
-                "SubclipGradients needs a stream model (build_model(..., stream=True)): "
-                f"{getattr(model, 'name', model)!r} has no states to carry between sub-clips.")
+        _check_stream_model(model, "SubclipGradients")
         _check_num_subclips(num_subclips)
         self.model = model
         self.loss_fn = loss_fn
@@ -380,9 +388,7 @@ class SubclipGradients:
         if not tf.executing_eagerly():
             raise RuntimeError("SubclipGradients runs its sub-clips from Python: call it "
                                "eagerly, or use subclip_loss_and_grads inside a tf.function.")
-        video = tf.convert_to_tensor(video)
-        if video.shape.rank != 5:
-            raise ValueError(f"video must be [B, T, H, W, 3], got shape {video.shape}.")
+        video = _check_video(video)
         if self.num_subclips == 1:
             return self._whole(video, labels)
         shape = video.shape.as_list()
