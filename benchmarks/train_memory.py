@@ -2,6 +2,7 @@
 
     python benchmarks/train_memory.py                      # 64x172x172, batch 1, n = 1 2 4 8
     python benchmarks/train_memory.py --frames=32 --steps=2 --subclips=1,4
+    python benchmarks/train_memory.py --time_drivers=4 --steps=16   # step time, paired
 
 Each row runs in a fresh subprocess, so peaks don't mix. Inside it, A0-stream
 (600 classes) and an SGD optimizer are built, the RSS is read as the baseline,
@@ -19,6 +20,12 @@ TensorFlow's own peak of live tensor bytes during the timed steps, less the
 bytes live before them (weights, optimizer slots, the input): the memory of the
 step itself. The "whole clip" row is the usual `model(video, training=True)` tape
 (BatchNorm in training mode), for comparison with n=1 (frozen BatchNorm).
+
+Step times from separate processes drift with the machine (on the 2-core VM by
+10-20% over a minute), more than the drivers differ. ``--time_drivers=N`` measures
+only time: one subprocess runs both drivers at n = N on one model, alternating step
+by step, and prints each one's median step and CPU time and the per-round ratio
+pieces / loop with its standard error.
 """
 import json
 import os
@@ -41,6 +48,11 @@ flags.DEFINE_enum("driver", "pieces", ["pieces", "loop"],
                   "Sub-clip rows: 'pieces' = the trainer's SubclipGradients (sub-clips driven "
                   "from Python, two traced pieces, then a traced update); 'loop' = "
                   "subclip_loss_and_grads inside one tf.function (a tf.while_loop).")
+flags.DEFINE_integer("time_drivers", None,
+                     "Instead of the memory table: time the two sub-clip drivers at this n, "
+                     "alternating step by step in one process for --steps rounds (each "
+                     "round starts with the other driver), so that drift of the machine's "
+                     "speed hits both alike; prints medians and the per-round ratio.")
 flags.DEFINE_integer("worker", None, "Internal: measure one setting (0 = whole clip) and "
                      "print one JSON line.")
 
@@ -70,25 +82,13 @@ def _traced_step(model, optimizer, loss_fn, num_subclips):
     return train_step
 
 
-def _measure(num_subclips):
-    """Runs in the subprocess: builds, trains a few steps, prints one JSON line."""
-    import resource
-    import threading
-    import time
-
+def _setup():
+    """(model, optimizer, video, labels, loss_fn) of a worker: A0-stream, SGD, a random clip."""
     import keras
     import numpy as np
-    import psutil
     import tensorflow as tf
 
     import movinet_tf
-    from movinet_tf.training import subclips
-
-    process = psutil.Process()
-    tf.config.run_functions_eagerly(FLAGS.eager)
-
-    def rss_mb():
-        return process.memory_info().rss / 2**20
 
     model = movinet_tf.build_model("a0", stream=True, num_classes=600,
                                    input_shape=(None, FLAGS.size, FLAGS.size, 3))
@@ -103,15 +103,97 @@ def _measure(num_subclips):
         return tf.reduce_mean(
             keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
 
+    return model, optimizer, video, labels, loss_fn
+
+
+def _pieces_step(model, optimizer, loss_fn, num_subclips):
+    """The trainer's driver: `SubclipGradients` called eagerly, then a traced update."""
+    import tensorflow as tf
+
+    from movinet_tf.training import subclips
+
+    pieces = subclips.SubclipGradients(model, loss_fn, num_subclips, training=True)
+    apply = tf.function(lambda grads: optimizer.apply(grads, model.trainable_variables))
+
+    def train_step(video, labels):
+        loss, _, grads = pieces(video, labels)
+        apply(grads)
+        return loss
+
+    return train_step
+
+
+def _time_drivers(num_subclips):
+    """Runs in the subprocess: both drivers on one model, alternating; one JSON line."""
+    import resource
+    import time
+
+    import numpy as np
+
+    model, optimizer, video, labels, loss_fn = _setup()
+
+    steps = {"pieces": _pieces_step(model, optimizer, loss_fn, num_subclips),
+             "loop": _traced_step(model, optimizer, loss_fn, num_subclips)}
+    for step in steps.values():  # tracing and a warm step each
+        for _ in range(2):
+            float(step(video, labels))
+
+    def cpu_s():
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    wall = {name: [] for name in steps}
+    cpu = {name: [] for name in steps}
+    for round_index in range(FLAGS.steps):
+        order = list(steps) if round_index % 2 == 0 else list(steps)[::-1]
+        for name in order:
+            start, start_cpu = time.perf_counter(), cpu_s()
+            float(steps[name](video, labels))
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(cpu_s() - start_cpu)
+    ratios = np.array(wall["pieces"]) / np.array(wall["loop"])
+    print(json.dumps({"wall": wall, "cpu": cpu, "ratio_median": float(np.median(ratios)),
+                      "ratio_mean": float(ratios.mean()),
+                      "ratio_se": float(ratios.std(ddof=1) / np.sqrt(len(ratios)))
+                      if len(ratios) > 1 else float("nan")}))
+
+
+def _print_driver_times(result, num_subclips):
+    import numpy as np
+
+    print(f"A0-stream training, {FLAGS.batch}x{FLAGS.frames}x{FLAGS.size}x{FLAGS.size}, "
+          f"n={num_subclips}: the two drivers alternating in one process, {FLAGS.steps} rounds")
+    header = f"{'driver':<10}{'median step s':>15}{'min s':>8}{'median CPU s':>14}"
+    print(header)
+    print("-" * len(header))
+    for name in ("pieces", "loop"):
+        print(f"{name:<10}{np.median(result['wall'][name]):>15.3f}"
+              f"{min(result['wall'][name]):>8.3f}{np.median(result['cpu'][name]):>14.3f}")
+    print(f"pieces / loop per round: median {result['ratio_median']:.3f}, "
+          f"mean {result['ratio_mean']:.3f} +- {result['ratio_se']:.3f} (standard error)")
+
+
+def _measure(num_subclips):
+    """Runs in the subprocess: builds, trains a few steps, prints one JSON line."""
+    import resource
+    import threading
+    import time
+
+    import numpy as np
+    import psutil
+    import tensorflow as tf
+
+    process = psutil.Process()
+    tf.config.run_functions_eagerly(FLAGS.eager)
+
+    def rss_mb():
+        return process.memory_info().rss / 2**20
+
+    model, optimizer, video, labels, loss_fn = _setup()
+
     # n = 1 is one tf.function for both drivers (the same baseline).
     if num_subclips > 1 and FLAGS.driver == "pieces":
-        pieces = subclips.SubclipGradients(model, loss_fn, num_subclips, training=True)
-        apply = tf.function(lambda grads: optimizer.apply(grads, model.trainable_variables))
-
-        def train_step(video, labels):
-            loss, _, grads = pieces(video, labels)
-            apply(grads)
-            return loss
+        train_step = _pieces_step(model, optimizer, loss_fn, num_subclips)
     else:
         train_step = _traced_step(model, optimizer, loss_fn, num_subclips)
 
@@ -148,12 +230,14 @@ def _measure(num_subclips):
                       "warmup_s": warmup, "step_s": float(np.median(times))}))
 
 
-def _run_worker(num_subclips):
+def _run_worker(num_subclips, time_drivers=False):
     env = dict(os.environ)
     env["PYTHONPATH"] = _REPO + os.pathsep + env.get("PYTHONPATH", "")
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={num_subclips}",
             f"--frames={FLAGS.frames}", f"--size={FLAGS.size}", f"--batch={FLAGS.batch}",
             f"--steps={FLAGS.steps}", f"--eager={FLAGS.eager}", f"--driver={FLAGS.driver}"]
+    if time_drivers:
+        argv.append(f"--time_drivers={num_subclips}")
     result = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"worker for n={num_subclips} failed ({result.returncode}):\n"
@@ -164,7 +248,17 @@ def _run_worker(num_subclips):
 def main(argv):
     del argv
     if FLAGS.worker is not None:
-        _measure(FLAGS.worker)
+        if FLAGS.time_drivers is not None:
+            _time_drivers(FLAGS.worker)
+        else:
+            _measure(FLAGS.worker)
+        return
+    if FLAGS.time_drivers is not None:
+        if not 2 <= FLAGS.time_drivers <= FLAGS.frames:
+            raise ValueError(f"--time_drivers must be between 2 and --frames={FLAGS.frames}, "
+                             f"got {FLAGS.time_drivers}.")
+        _print_driver_times(_run_worker(FLAGS.time_drivers, time_drivers=True),
+                            FLAGS.time_drivers)
         return
     settings = [int(n) for n in FLAGS.subclips]
     if any(n < 1 or n > FLAGS.frames for n in settings):

@@ -186,8 +186,11 @@ class CausalConv3D(keras.layers.Layer):
         if buffer is None:
             shape = dims(x)
             buffer = tf.zeros([shape[0], kt - 1] + shape[2:], x.dtype)
-        full = tf.concat([tf.cast(buffer, x.dtype), x], axis=1)
-        return full, {self.buffer_name: full[:, -(kt - 1):]}
+            full = tf.concat([buffer, x], axis=1)
+            return full, {self.buffer_name: full[:, -(kt - 1):]}
+        buffer = tf.ensure_shape(tf.cast(buffer, x.dtype), [None, kt - 1, None, None, None])
+        full, next_buffer = ops.buffer_concat(buffer, x)
+        return full, {self.buffer_name: next_buffer}
 
     def call(self, inputs, states=None, training=None):
         x = inputs

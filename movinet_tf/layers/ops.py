@@ -7,6 +7,8 @@ convolution, a running mean or a positional encoding is written once.
 
 * `conv_frames`, `conv_time`, `pad_time`: convolutions as 2D ops over frames
   (no XLA, every op a TFLite builtin), a temporal kernel as a sum over its taps.
+* `buffer_concat`: a stream buffer in front of a clip, and the next buffer, with
+  a gradient that costs one slice of the clip (sub-clip training).
 * `cumulative_mean`, `running_mean_step`: the means over time of CGAP, for a
   clip and for one frame.
 * `sinusoid_angles`, `sinusoid_encoding`: the positional encoding.
@@ -18,6 +20,9 @@ import contextlib
 
 import numpy as np
 import tensorflow as tf
+# Whether a gradient tape is recording (also while a tf.function is traced under
+# one). TensorFlow has no public form of this check.
+from tensorflow.python.eager import record as _record
 
 # Name scope of the ops that an int8 export keeps in float32 (see
 # `export_lib.tflite_export`): the single-frame running means, their 1 / (n + 1)
@@ -177,6 +182,59 @@ def pad_time(x, kt, causal):
         return x
     front = kt - 1 if causal else (kt - 1) // 2
     return tf.pad(x, [[0, 0], [front, kt - 1 - front], [0, 0], [0, 0], [0, 0]])
+
+
+def buffer_concat(buffer, x):
+    """``(full, next_buffer)``: ``full = concat([buffer, x])`` in time, and its last k frames.
+
+    `buffer` is [B, k, H, W, C] with a static k, `x` is [B, T, H, W, C]. Without a
+    recording tape this is a concat and a slice. Under one (sub-clip training, where
+    the next buffer's gradient comes back from the following sub-clip), the gradient
+    is custom: TensorFlow's gradient of the slice writes a zero tensor of the whole
+    clip's size and adds it to the clip's gradient, and the concat's gradient then
+    copies the clip part out again. Here the clip's gradient is one slice of the
+    incoming one, with the next buffer's gradient added in place into its last k
+    frames (`tf.tensor_scatter_nd_add`). Same values, exactly: the same sums.
+    """
+    k = buffer.shape[1]
+    if k is None:
+        raise ValueError(f"buffer_concat needs a static buffer length, got {buffer.shape}.")
+    if not _record.could_possibly_record():
+        full = tf.concat([buffer, x], axis=1)
+        return full, full[:, -k:]
+    return _taped_buffer_concat(buffer, x)
+
+
+@tf.custom_gradient
+def _taped_buffer_concat(buffer, x):
+    k = buffer.shape[1]
+    full = tf.concat([buffer, x], axis=1)
+
+    def grad(d_full, d_next):
+        d_buffer, d_x = _buffer_concat_grad(d_full, d_next)
+        return tf.ensure_shape(d_buffer, buffer.shape), tf.ensure_shape(d_x, x.shape)
+
+    def _buffer_concat_grad(d_full, d_next):
+        if d_full is None:
+            d_full = tf.zeros_like(full)
+        if d_next is None:
+            return d_full[:, :k], d_full[:, k:]
+        # The next buffer is frames [T, T + k) of `full`: with T >= k all of them lie
+        # in x (frames [T - k, T) of x), otherwise some lie in the old buffer.
+        batch = tf.shape(full)[0]
+        rows = tf.tile(tf.range(batch)[:, None], [1, k])
+        offsets = tf.tile(tf.range(k)[None, :], [batch, 1])
+        if x.shape[1] is not None and x.shape[1] >= k:
+            d_x = tf.tensor_scatter_nd_add(
+                d_full[:, k:], tf.stack([rows, offsets + (tf.shape(x)[1] - k)], axis=-1),
+                tf.cast(d_next, d_full.dtype))
+            return d_full[:, :k], d_x
+        total = tf.tensor_scatter_nd_add(
+            d_full, tf.stack([rows, offsets + tf.shape(x)[1]], axis=-1),
+            tf.cast(d_next, d_full.dtype))
+        return total[:, :k], total[:, k:]
+
+    return (full, full[:, -k:]), grad
 
 
 def cumulative_mean(frame_means, causal, previous_mean=None, previous_count=None):

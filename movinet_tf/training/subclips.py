@@ -242,11 +242,12 @@ def _loop_loss_and_grads(model, video, shape, labels, loss_fn, num_subclips, tra
             is_last, logits_shape)
 
         def backward_pass():
-            none, new_grads, new_state_grads = _backward_subclip(
-                tape, target, states_out, watched, float_names, variables, state_grads, grads)
-            for i, no_gradient in enumerate(none):
-                none_at[i] = none_at[i] and no_gradient
-            return new_state_grads, new_grads
+            variable_grads, new_state_grads = _backward_subclip(
+                tape, target, states_out, watched, float_names, variables, state_grads)
+            for i, g in enumerate(variable_grads):
+                none_at[i] = none_at[i] and g is None
+            return new_state_grads, [total if g is None else total + tf.cast(g, total.dtype)
+                                     for total, g in zip(grads, variable_grads)]
 
         def forward_only():
             return state_grads, grads
@@ -298,43 +299,43 @@ def _taped_subclip(model, clip, states_in, float_names, labels, loss_fn, trainin
     return tape, watched, states_out, loss, target, logits
 
 
-def _backward_subclip(tape, target, states_out, watched, float_names, variables, state_grads,
-                      sums):
+def _backward_subclip(tape, target, states_out, watched, float_names, variables, state_grads):
     """Back-propagates one sub-clip: d target / d theta + sum_s <d states_out[s] / d theta,
-    state_grads[s]>, added to `sums`, and the gradients of its float input states.
+    state_grads[s]>, and the gradients of its float input states.
 
     `watched` holds the float input states in the order of `float_names` (a loop or a
     function may hand the dicts back with their keys in another order).
 
-    Returns ``(none, new_sums, new_state_grads)``, `none` flagging the variables that got
-    no gradient.
+    Returns ``(variable_grads, new_state_grads)``: a list aligned with `variables` (None
+    where a variable gets no gradient) and a dict of the input states' gradients.
     """
     grads = tape.gradient(
         [target] + [states_out[name] for name in float_names], list(variables) + watched,
         output_gradients=[tf.ones_like(target)] + [state_grads[name] for name in float_names])
-    variable_grads = grads[:len(variables)]
-    new_sums = [total if g is None else total + tf.cast(g, total.dtype)
-                for total, g in zip(sums, variable_grads)]
     new_state_grads = {name: tf.zeros_like(state_grads[name]) if g is None
                        else tf.cast(g, state_grads[name].dtype)
                        for name, g in zip(float_names, grads[len(variables):])}
-    return [g is None for g in variable_grads], new_sums, new_state_grads
+    return grads[:len(variables)], new_state_grads
 
 
 class SubclipGradients:
-    """`subclip_loss_and_grads` for eager callers: a Python loop over two traced pieces.
+    """`subclip_loss_and_grads` for eager callers: a Python loop over traced pieces.
 
     The same two sweeps and the same exact gradients, but each sub-clip is a call of
     one of two `tf.function`s: ``forward`` (a sub-clip's backbone, no tape) and
-    ``backward`` (a sub-clip recomputed under a tape, its gradients added to the
-    running sums; the head and the loss run on the last sub-clip only, behind a
-    `tf.cond`, so dropout draws one mask per step). Python keeps the boundary states
-    between the calls. Unlike the `tf.while_loop` of `subclip_loss_and_grads` inside
-    a `tf.function`, no loop, TensorArray or cond of the backward pass is traced, so
-    the process holds about the graph of one whole-clip step, whatever n is. On one
+    ``backward`` (a sub-clip recomputed under a tape, its gradients added to running
+    sums; the head and the loss run on the last sub-clip only, behind a `tf.cond`, so
+    dropout draws one mask per step). Python keeps the boundary states between the
+    calls. Unlike the `tf.while_loop` of `subclip_loss_and_grads` inside a
+    `tf.function`, no loop, TensorArray or cond of the backward pass is traced, so the
+    process holds about the graph of one whole-clip step, whatever n is. On one
     64x172x172 clip of A0-Stream the peak RSS growth is 0.38x (n = 4) and 0.26x (n = 8)
-    that of n = 1, against 0.45x and 0.34x for the loop; the price is step time, 16-24%
-    more than the loop's at n = 4 (docs/subclip_training.md).
+    that of n = 1, against 0.45x and 0.34x for the loop (docs/subclip_training.md).
+
+    The running sums live in non-trainable variables of this object (one per
+    differentiated variable, created on the first call), so a backward call takes and
+    returns only the states and their gradients: passing the 265 gradients of A0 in
+    and out of every call cost more than the arithmetic.
 
     The trainer uses it for ``train.subclips > 1`` on one replica. Call it eagerly;
     inside a `tf.function` use `subclip_loss_and_grads`.
@@ -355,14 +356,18 @@ class SubclipGradients:
         self.variables = list(model.trainable_variables if variables is None else variables)
         self.scale = scale_loss if scale_loss is not None else (lambda value: value)
         self._none_at = None  # Where a variable gets no gradient (found when tracing).
+        self._sums = None  # The running gradient sums (variables, made on the first call).
         self._whole = tf.function(self._whole_fn, reduce_retracing=True)
         self._forward = tf.function(self._forward_fn, reduce_retracing=True)
         self._backward = tf.function(self._backward_fn, reduce_retracing=True)
+        self._reset = tf.function(self._reset_fn)
+        self._read = tf.function(self._read_fn)
 
     def tracing_count(self):
         """How many times the pieces were traced (one each per input signature)."""
         return sum(f.experimental_get_tracing_count()
-                   for f in (self._whole, self._forward, self._backward))
+                   for f in (self._whole, self._forward, self._backward, self._reset,
+                             self._read))
 
     def _whole_fn(self, video, labels):
         return subclip_loss_and_grads(self.model, video, labels, self.loss_fn, 1,
@@ -373,15 +378,26 @@ class SubclipGradients:
         _, states = self.model.backbone(clip, states=states, training=False)
         return states
 
-    def _backward_fn(self, clip, states_in, state_grads, sums, labels, is_last):
+    def _backward_fn(self, clip, states_in, state_grads, labels, is_last):
         float_names = sorted(state_grads)
         logits_shape = [tf.shape(clip)[0], self.model.classifier_head.num_classes]
         tape, watched, states_out, loss, target, logits = _taped_subclip(
             self.model, clip, states_in, float_names, labels, self.loss_fn,
             self.training, self.scale, is_last, logits_shape)
-        self._none_at, new_sums, new_state_grads = _backward_subclip(
-            tape, target, states_out, watched, float_names, self.variables, state_grads, sums)
-        return loss, logits, new_sums, new_state_grads
+        variable_grads, new_state_grads = _backward_subclip(
+            tape, target, states_out, watched, float_names, self.variables, state_grads)
+        self._none_at = [g is None for g in variable_grads]
+        for total, g in zip(self._sums, variable_grads):
+            if g is not None:
+                total.assign_add(tf.cast(g, total.dtype))
+        return loss, logits, new_state_grads
+
+    def _reset_fn(self):
+        for total in self._sums:
+            total.assign(tf.zeros_like(total))
+
+    def _read_fn(self):
+        return [tf.identity(total) for total in self._sums]
 
     def __call__(self, video, labels):
         """(loss, logits, grads) of `video` [B, T, H, W, 3], as `subclip_loss_and_grads`."""
@@ -395,22 +411,26 @@ class SubclipGradients:
         bounds = subclip_bounds(shape[1], self.num_subclips)
         logging.log_first_n(logging.INFO, "Sub-clip training: %d sub-clips of %s frames.", 1,
                             self.num_subclips, [b - a for a, b in bounds])
+        if self._sums is None:
+            self._sums = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                                      name="subclip_grad_sum") for v in self.variables]
+        self._reset()
         init = self.model.init_states(shape)
         # Forward sweep: the input states of every sub-clip (the activations are freed).
         stored = [init]
         for start, stop in bounds[:-1]:
             stored.append(self._forward(video[:, start:stop], stored[-1]))
-        # Reverse sweep, the last sub-clip first (it alone computes the loss).
-        state_grads = {name: tf.zeros_like(value) for name, value in init.items()
-                       if value.dtype.is_floating}
-        sums = [tf.zeros(v.shape, v.dtype) for v in self.variables]
+        # Reverse sweep, the last sub-clip first (it alone computes the loss). The
+        # initial states are zeros, so their float ones start the state gradients.
+        state_grads = {name: value for name, value in init.items() if value.dtype.is_floating}
         loss = logits = None
         for k in reversed(range(self.num_subclips)):
             start, stop = bounds[k]
             is_last = k == self.num_subclips - 1
-            step_loss, step_logits, sums, state_grads = self._backward(
-                video[:, start:stop], stored[k], state_grads, sums, labels, tf.constant(is_last))
+            step_loss, step_logits, state_grads = self._backward(
+                video[:, start:stop], stored[k], state_grads, labels, tf.constant(is_last))
             stored[k] = None
             if is_last:
                 loss, logits = step_loss, step_logits
-        return loss, logits, [None if none else g for none, g in zip(self._none_at, sums)]
+        return loss, logits, [None if none else g
+                              for none, g in zip(self._none_at, self._read())]

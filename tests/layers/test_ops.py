@@ -68,3 +68,60 @@ def test_window_mean_equals_average_pool(size):
     got = ops.window_mean_3x3(x, (2, 2))
     want = ops.average_pool_3x3(x[None], (2, 2))[0]
     np.testing.assert_allclose(got.numpy(), want.numpy(), atol=1e-6)
+
+
+def _buffer_concat_grads(concat, buffer, x, weights, tail_weights, static_time):
+    """Gradients of sum(full * weights) + sum(next_buffer * tail_weights) in a tf.function."""
+    time_dim = x.shape[1] if static_time else None
+
+    @tf.function(input_signature=[tf.TensorSpec(buffer.shape, tf.float32),
+                                  tf.TensorSpec([x.shape[0], time_dim] + list(x.shape[2:]),
+                                                tf.float32)])
+    def grads(buffer, x):
+        with tf.GradientTape() as tape:
+            tape.watch([buffer, x])
+            full, next_buffer = concat(buffer, x)
+            loss = tf.reduce_sum(full * weights) + tf.reduce_sum(next_buffer * tail_weights)
+        return [full, next_buffer] + tape.gradient(loss, [buffer, x])
+
+    return [t.numpy() for t in grads(tf.constant(buffer), tf.constant(x))]
+
+
+def _concat_and_slice(buffer, x):
+    full = tf.concat([buffer, x], axis=1)
+    return full, full[:, -buffer.shape[1]:]
+
+
+@pytest.mark.parametrize("frames, k, static_time", [(5, 2, True), (2, 2, True), (1, 4, True),
+                                                    (3, 4, False), (6, 2, False)])
+def test_buffer_concat_gives_the_values_and_gradients_of_concat_and_slice(frames, k,
+                                                                          static_time):
+    # The custom gradient (under a tape) against TensorFlow's own gradient of a concat
+    # and a slice: the next buffer within x (frames >= k) or reaching into the old
+    # buffer (frames < k), with static and unknown clip lengths.
+    rng = np.random.default_rng(frames * 10 + k)
+    buffer = rng.normal(size=(2, k, 3, 3, 4)).astype(np.float32)
+    x = rng.normal(size=(2, frames, 3, 3, 4)).astype(np.float32)
+    weights = rng.normal(size=(2, k + frames, 3, 3, 4)).astype(np.float32)
+    tail_weights = rng.normal(size=(2, k, 3, 3, 4)).astype(np.float32)
+    ours = _buffer_concat_grads(ops.buffer_concat, buffer, x, weights, tail_weights,
+                                static_time)
+    reference = _buffer_concat_grads(_concat_and_slice, buffer, x, weights, tail_weights,
+                                     static_time)
+    for name, got, want in zip(["full", "next buffer", "d buffer", "d x"], ours, reference):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-6, err_msg=name)
+    # The next buffer's gradient reaches x's last frames (or the old buffer's).
+    assert not np.allclose(ours[3], weights[:, k:])
+
+
+def test_buffer_concat_without_a_tape_is_a_plain_concat():
+    buffer = tf.random.stateless_normal([1, 2, 3, 3, 4], seed=[1, 1])
+    x = tf.random.stateless_normal([1, 3, 3, 3, 4], seed=[2, 2])
+    graph = tf.function(ops.buffer_concat).get_concrete_function(buffer, x).graph
+    assert "IdentityN" not in [op.type for op in graph.get_operations()]
+    full, next_buffer = ops.buffer_concat(buffer, x)
+    np.testing.assert_array_equal(full.numpy(), tf.concat([buffer, x], 1).numpy())
+    np.testing.assert_array_equal(next_buffer.numpy(), x.numpy()[:, -2:])
+    with pytest.raises(ValueError, match="static buffer length"):
+        tf.function(ops.buffer_concat).get_concrete_function(
+            tf.TensorSpec([1, None, 3, 3, 4]), x)
