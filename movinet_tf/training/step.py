@@ -38,6 +38,10 @@ def make_train_step(cfg, model, optimizer, strategy):
         onehot = tf.one_hot(tf.cast(labels, tf.int32), num_classes)
         return loss_object(onehot, tf.cast(logits, tf.float32))
 
+    def replica_loss(labels, logits):
+        """A replica's cross-entropy over its examples, divided by the global batch."""
+        return tf.reduce_sum(per_example_loss(labels, logits)) / global_batch
+
     def reduce_gradients(grads):
         """Sum over replicas, clip each tensor, and undo the sum the optimizer will redo.
 
@@ -58,10 +62,8 @@ def make_train_step(cfg, model, optimizer, strategy):
             # Sub-clips carrying stream states, gradients accumulated; the L2 term does
             # not depend on the clip, so its gradient is added once.
             loss, logits, grads = subclips.subclip_loss_and_grads(
-                model, video, labels,
-                lambda y, z: tf.reduce_sum(per_example_loss(y, z)) / global_batch,
-                train.subclips, training=True, variables=variables,
-                scale_loss=optimizer.scale_loss)
+                model, video, labels, replica_loss, train.subclips, training=True,
+                variables=variables, scale_loss=optimizer.scale_loss)
             regularization, grads = add_regularization(model, optimizer, variables, grads,
                                                        num_replicas)
             cross_entropy = loss
@@ -69,7 +71,7 @@ def make_train_step(cfg, model, optimizer, strategy):
         else:
             with tf.GradientTape() as tape:
                 logits = tf.cast(model(video, training=True), tf.float32)
-                cross_entropy = tf.reduce_sum(per_example_loss(labels, logits)) / global_batch
+                cross_entropy = replica_loss(labels, logits)
                 regularization = tf.add_n(model.losses) / num_replicas if model.losses else 0.0
                 loss = cross_entropy + regularization
                 scaled_loss = optimizer.scale_loss(loss)
@@ -92,7 +94,7 @@ def make_train_step(cfg, model, optimizer, strategy):
                 "top1": top1, "top5": top5, "count": count, "grad_norm": grad_norm}
 
     if train.subclips > 1 and num_replicas == 1:
-        return _subclip_train_step(cfg, model, optimizer, per_example_loss, step_stats)
+        return _subclip_train_step(cfg, model, optimizer, replica_loss, step_stats)
 
     @tf.function
     def train_step(video, labels):
@@ -121,19 +123,18 @@ def add_regularization(model, optimizer, variables, grads, num_replicas=1):
                             for g, e in zip(grads, extra)]
 
 
-def _subclip_train_step(cfg, model, optimizer, per_example_loss, step_stats):
+def _subclip_train_step(cfg, model, optimizer, replica_loss, step_stats):
     """The train step of ``train.subclips > 1`` on one replica.
 
-    The sub-clips run from Python (`subclips.SubclipGradients`: two traced pieces, so
-    the process memory falls with n); the L2 term, the clipping and the update are
-    one `tf.function` after them. (With several replicas the sub-clips stay the
-    `tf.while_loop` of `subclips.subclip_loss_and_grads` inside the replicated step.)
+    The sub-clips run from Python (`subclips.SubclipGradients`: a traced forward and
+    a traced backward piece per sub-clip, so the process memory falls with n); the L2
+    term, the clipping and the update are one `tf.function` after them. (With several
+    replicas the sub-clips stay the `tf.while_loop` of
+    `subclips.subclip_loss_and_grads` inside the replicated step.)
     """
-    global_batch = cfg.data.batch_size
     variables = model.trainable_variables
     gradients = subclips.SubclipGradients(
-        model, lambda y, z: tf.reduce_sum(per_example_loss(y, z)) / global_batch,
-        cfg.train.subclips, training=True, variables=variables,
+        model, replica_loss, cfg.train.subclips, training=True, variables=variables,
         scale_loss=optimizer.scale_loss)
 
     @tf.function
