@@ -1,7 +1,8 @@
 """The statistics of the search benchmarks: rank correlation, standard errors, same-cost samples.
 
 `benchmarks/nas_ranking.py` asks whether the supernet's shared weights rank
-architectures as standalone training does (Kendall's tau); `nas.compare`
+architectures as standalone training does (Kendall's tau), as they are and
+after a short fine-tuning from them (`write_shared_weights`); `nas.compare`
 reports means with standard errors over seeds. Both draw architectures of
 equal cost with `same_cost_architectures`.
 """
@@ -9,7 +10,9 @@ import math
 
 import numpy as np
 
+from movinet_tf import atomic_io
 from movinet_tf.models import specs as specs_lib
+from movinet_tf.nas import standalone
 from movinet_tf.nas import tunas
 from movinet_tf.nas.traced import TracedSupernet
 
@@ -138,3 +141,25 @@ def shared_weight_accuracies(supernet, specs, val_batches, calibration):
         recalibrated, _ = tunas.score(traced, text, val_batches, "recalibrated", calibration)
         rows.append({"batch": batch, "recalibrated": recalibrated, "clips": clips})
     return rows
+
+
+def write_shared_weights(cfg, supernet, spec_text, path):
+    """Writes the contender model of `spec_text` holding its slice of the shared weights.
+
+    The model is the one `nas.standalone` trains (the search config's model
+    settings, `standalone.MODEL_OVERRIDES`), so ``standalone.train(...,
+    init_weights=path)`` fine-tunes the architecture from the supernet. The
+    file (a Keras ``.weights.h5``) appears whole or not at all.
+
+    Args:
+        cfg: the `NasConfig` the supernet was built from.
+        supernet: a trained `Supernet`.
+        spec_text: the architecture.
+        path: where the weights go; must end in ``.weights.h5``.
+    """
+    if not path.endswith(".weights.h5"):
+        raise ValueError(f"write_shared_weights: {path!r} must end in .weights.h5.")
+    model = tunas.build_candidate(cfg, spec_text, **standalone.MODEL_OVERRIDES)
+    supernet.copy_to_model(spec_text, model)
+    with atomic_io.temporary_path(path, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)

@@ -12,6 +12,11 @@ the search's validation split (one centre clip per video).
 A run whose final evaluation file exists is not trained again, so an
 interrupted benchmark resumes where it stopped (the trainer itself resumes a
 half-finished run from its last checkpoint).
+
+The same recipe also fine-tunes a contender from given starting weights
+(``init_weights``: e.g. its slice of the supernet, written by
+`ranking.write_shared_weights`), the fine-tuned ranking of
+`benchmarks/nas_ranking.py`.
 """
 import dataclasses
 import json
@@ -27,6 +32,8 @@ from movinet_tf.nas import config as nas_config
 
 # The contenders' recipe is the quickstart's, read from its config, so the two cannot drift.
 QUICKSTART_CONFIG = "a0_stream_builtin"
+# The model keys every contender is built with, on top of the search's model section.
+MODEL_OVERRIDES = {"stochastic_depth_drop_rate": 0.0}
 
 
 def recipe(steps, seed):
@@ -43,15 +50,28 @@ def recipe(steps, seed):
             "log_every": max(1, steps // 10)}
 
 
-def training_config(search_cfg, block_specs, steps, seed=0):
-    """The trainer config of one contender: the search's model and data settings, `recipe`."""
+def training_config(search_cfg, block_specs, steps, seed=0, init_weights=None,
+                    recalibration_batches=0):
+    """The trainer config of one contender: the search's model and data settings, `recipe`.
+
+    With `init_weights` (a ``.weights.h5`` file of the whole contender) the
+    training starts from those weights instead of random ones; with
+    `recalibration_batches` its BatchNorm statistics are re-measured on that
+    many training batches after the last step.
+    """
+    train_values = recipe(steps, seed)
+    if init_weights:
+        train_values.update(init_checkpoint=os.path.abspath(init_weights),
+                            init_checkpoint_modules="all")
+    if recalibration_batches:
+        train_values["bn_recalibration_batches"] = recalibration_batches
     return nas_config.trainer_config(
-        search_cfg, block_specs, model_id="contender",
-        model_overrides={"stochastic_depth_drop_rate": 0.0},
-        train=recipe(steps, seed), eval={"modes": ["clip"]})
+        search_cfg, block_specs, model_id="contender", model_overrides=dict(MODEL_OVERRIDES),
+        train=train_values, eval={"modes": ["clip"]})
 
 
-def train(search_cfg, block_specs, steps, seed, run_dir, quiet=True):
+def train(search_cfg, block_specs, steps, seed, run_dir, quiet=True, init_weights=None,
+          recalibration_batches=0):
     """Trains one contender in its own process (or reads its finished result).
 
     Args:
@@ -63,6 +83,7 @@ def train(search_cfg, block_specs, steps, seed, run_dir, quiet=True):
             it as ``<run_dir>.yaml``.
         quiet: send the trainer's progress to ``<run_dir>.log`` instead of
             the terminal.
+        init_weights, recalibration_batches: see `training_config` (fine-tuning).
 
     Returns:
         dict with ``val_top1``, ``val_top5``, ``seconds`` (wall clock of this
@@ -77,8 +98,9 @@ def train(search_cfg, block_specs, steps, seed, run_dir, quiet=True):
     cpu_seconds = 0.0
     if not os.path.exists(result_path):
         config_path = run_dir.rstrip("/") + ".yaml"
-        experiment_config.save_config(training_config(search_cfg, block_specs, steps, seed),
-                                      config_path)
+        experiment_config.save_config(
+            training_config(search_cfg, block_specs, steps, seed, init_weights,
+                            recalibration_batches), config_path)
         command = [sys.executable, "-m", "movinet_tf.train", "--config", config_path,
                    "--model_dir", run_dir, "--mode", "train_and_eval"]
         log_path = run_dir.rstrip("/") + ".log"

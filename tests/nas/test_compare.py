@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from movinet_tf import config as experiment_config
 from movinet_tf.models import specs as specs_lib
 from movinet_tf.nas import compare
 from movinet_tf.nas import config as nas_config
@@ -74,21 +75,30 @@ def test_ranking_benchmark_runs_on_a_toy_config(tmp_path):
     lines = []
     results = bench.measure(cfg, str(tmp_path / "rank"), supernet_steps=2, architectures=2,
                             tolerance=0.5, standalone_steps=1, calibration_batches=1,
-                            report=lines.append)
+                            report=lines.append, finetune_steps=1,
+                            finetune_recalibration_batches=1)
     rows = results["rows"]
     assert len(rows) == 2 and rows[0]["spec"] != rows[1]["spec"]
     # 10 validation videos (1 per class), scored whole; accuracies are counts of 10.
     assert all(r["clips"] == 10 for r in rows)
     for row in rows:
-        for key in ("shared_batch_bn", "shared_recalibrated_bn", "standalone"):
+        for key in ("shared_batch_bn", "shared_recalibrated_bn", "standalone", "finetuned"):
             assert row[key] * 10 == pytest.approx(round(row[key] * 10)), key
     for mode, tau in results["kendall_tau"].items():
         if tau is not None:
             assert tau == ranking.kendall_tau([r[mode] for r in rows],
                                               [r["standalone"] for r in rows])
     assert set(results["timings"]) == {"standalone trainings", "supernet",
-                                       "shared-weight scoring"}
-    assert "Kendall tau" in bench.format_results(results)
+                                       "shared-weight scoring", "fine-tuning (1 steps)"}
+    text = bench.format_results(results)
+    assert "Kendall tau" in text and "fine-tuned from shared (1 steps)" in text
+    # Each fine-tuning run started from its architecture's slice of the supernet.
+    for row in rows:
+        run = tmp_path / "rank" / f"finetune1_arch{row['index']}"
+        used = experiment_config.load_config(str(run) + ".yaml")
+        assert used.train.init_checkpoint == str(run) + ".weights.h5"
+        assert os.path.isfile(used.train.init_checkpoint)
+        assert used.model.block_specs == row["spec"] and used.train.steps == 1
     # A rerun reuses the finished trainings and the supernet; --finished_only with a
     # third, untrained architecture ranks the two that are trained.
     again = bench.measure(cfg, str(tmp_path / "rank"), supernet_steps=2, architectures=3,

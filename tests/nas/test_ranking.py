@@ -1,15 +1,25 @@
 """The benchmark statistics: Kendall's tau, standard errors, same-cost architectures."""
 import math
+import os
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from movinet_tf import checkpoints
 from movinet_tf.models import specs as specs_lib
+from movinet_tf.nas import config as nas_config
 from movinet_tf.nas import ranking
+from movinet_tf.nas import standalone
+from movinet_tf.nas import tunas
 from movinet_tf.nas.cost import FlopsCost
+from movinet_tf.training import state as state_lib
 
+from helpers import randomize_weights, random_video
 from tests.nas.spaces import small_space
+
+TEST_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "configs", "search", "test_tiny.yaml")
 
 
 def test_kendall_tau_by_hand():
@@ -75,3 +85,33 @@ def test_same_cost_architectures_are_distinct_seeded_and_within_tolerance():
     with pytest.raises(ValueError, match="raise the tolerance"):
         ranking.same_cost_architectures(space, cost, target * 100, 1, 0.01, seed=0,
                                         max_draws=50)
+
+
+def test_shared_weights_start_the_standalone_contender(tmp_path):
+    cfg = nas_config.load_config(TEST_CONFIG)
+    supernet = tunas.build_supernet(cfg)
+    randomize_weights(supernet, seed=4)  # no zero ReZero scales, no identity BatchNorms
+    space = nas_config.build_space(cfg.space)
+    rng = np.random.default_rng(5)
+    texts = [specs_lib.format_spec(space.decode(space.sample(rng))) for _ in range(2)]
+    video = random_video([2, 8, 32, 32, 3])
+    logits = []
+    for i, text in enumerate(texts):
+        path = str(tmp_path / f"arch{i}.weights.h5")
+        ranking.write_shared_weights(cfg, supernet, text, path)
+        assert sorted(os.listdir(tmp_path)) == [f"arch{j}.weights.h5" for j in range(i + 1)]
+        # What the trainer of a fine-tuning run builds and loads.
+        train_cfg = standalone.training_config(cfg, text, steps=3, init_weights=path,
+                                               recalibration_batches=2)
+        assert train_cfg.train.init_checkpoint == path
+        assert train_cfg.train.bn_recalibration_batches == 2
+        model = checkpoints.model_from_config(train_cfg)
+        state_lib.load_init_checkpoint(model, path, train_cfg.train.init_checkpoint_modules)
+        got = model(video, training=False).numpy()
+        np.testing.assert_allclose(got, supernet.forward(video, text).numpy(), atol=1e-5,
+                                   rtol=0)
+        logits.append(got)
+    assert np.abs(logits[0] - logits[1]).max() > 1e-3  # two architectures really differ
+    with pytest.raises(ValueError, match="weights.h5"):
+        ranking.write_shared_weights(cfg, supernet, texts[0], str(tmp_path / "x.h5"))
+    assert not os.path.exists(tmp_path / "x.h5")
