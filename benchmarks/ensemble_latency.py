@@ -2,9 +2,11 @@
 
     python benchmarks/ensemble_latency.py                  # A0-Stream members at 172x172
     python benchmarks/ensemble_latency.py --image_size 56 --runs 300
+    python benchmarks/ensemble_latency.py --quantize int8   # every file int8
 
-Both files are exported by `export_tflite` (float32, random weights: latency
-does not depend on them) and timed round-robin on the LiteRT CPU interpreter
+Both files are exported by `export_tflite` (float32, or ``--quantize``; random
+weights: latency does not depend on them; int8 is calibrated on the builtin
+synthetic clips) and timed round-robin on the LiteRT CPU interpreter
 (XNNPACK), one frame per call through the signature runner, states fed back.
 The ensemble file is run two ways:
 
@@ -34,6 +36,8 @@ flags.DEFINE_string("model_id", "a0", "Architecture of both members.")
 flags.DEFINE_integer("image_size", 172, "Frame side.")
 flags.DEFINE_integer("runs", 200, "Timed calls per model and thread count.")
 flags.DEFINE_integer("block", 10, "Consecutive calls per model in the round-robin.")
+flags.DEFINE_enum("quantize", "none", ["none", "float16", "dynamic", "int8"],
+                  "Export mode of every file (export_tflite's quantize).")
 
 
 class _FrameSignatures:
@@ -103,17 +107,19 @@ def main(argv):
                for _ in range(2)]
     ensemble = TemporalEnsemble(members)
     work = tempfile.mkdtemp(prefix="ensemble_latency_")
-    print(f"exporting {FLAGS.model_id}-stream and a 2-member ensemble at {size}x{size} ...",
-          flush=True)
-    paths = {"one member": export_tflite(members[0], os.path.join(work, "member.tflite"),
-                                         image_size=size).model_path,
-             "member files, alternating": export_tflite(
-                 members[1], os.path.join(work, "member1.tflite"), image_size=size).model_path,
-             "ensemble of 2": export_tflite(ensemble, os.path.join(work, "ensemble.tflite"),
-                                            image_size=size).model_path}
+    print(f"exporting {FLAGS.model_id}-stream and a 2-member ensemble at {size}x{size} "
+          f"({FLAGS.quantize}) ...", flush=True)
+
+    def export(model, name):
+        return export_tflite(model, os.path.join(work, name), image_size=size,
+                             quantize=FLAGS.quantize).model_path
+
+    paths = {"one member": export(members[0], "member.tflite"),
+             "member files, alternating": export(members[1], "member1.tflite"),
+             "ensemble of 2": export(ensemble, "ensemble.tflite")}
     frame = np.random.default_rng(0).uniform(0, 1, (size, size, 3)).astype(np.float32)
-    print(f"\n{FLAGS.model_id}-stream, {size}x{size}, median ms per frame over {FLAGS.runs} "
-          "calls (LiteRT, XNNPACK)")
+    print(f"\n{FLAGS.model_id}-stream, {size}x{size}, {FLAGS.quantize}, median ms per frame "
+          f"over {FLAGS.runs} calls (LiteRT, XNNPACK)")
     print(f"{'model':<28} {'1 thread':>9} {'2 threads':>10} {'MB':>7} {'ops':>5} {'IF':>3}")
     results = {}
     paths["ensemble, frame_mod_<i>"] = paths["ensemble of 2"]
