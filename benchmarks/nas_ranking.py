@@ -169,9 +169,10 @@ def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalon
         def finetune(item):
             index, text = item
             run_dir = os.path.join(output_dir, f"finetune{finetune_steps}_arch{index}")
+            # Written every time (about a second): a file left from another supernet must not
+            # start the run. A finished run is reused as it is, like the standalone ones.
             weights = run_dir + ".weights.h5"
-            if not os.path.exists(weights):
-                ranking.write_shared_weights(cfg, supernet, text, weights)
+            ranking.write_shared_weights(cfg, supernet, text, weights)
             run = standalone.train(cfg, text, finetune_steps, seed, run_dir,
                                    init_weights=weights,
                                    recalibration_batches=finetune_recalibration_batches)
