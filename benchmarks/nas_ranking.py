@@ -166,23 +166,17 @@ def measure(cfg, output_dir, supernet_steps, architectures, tolerance, standalon
     if finetune_steps:
         started = time.time()
 
-        def finetune(item):
-            index, text = item
-            run_dir = os.path.join(output_dir, f"finetune{finetune_steps}_arch{index}")
-            # Written every time (about a second): a file left from another supernet must not
-            # start the run. A finished run is reused as it is, like the standalone ones.
-            weights = run_dir + ".weights.h5"
-            ranking.write_shared_weights(cfg, supernet, text, weights)
-            run = standalone.train(cfg, text, finetune_steps, seed, run_dir,
-                                   init_weights=weights,
-                                   recalibration_batches=finetune_recalibration_batches)
-            report(f"arch{index}: fine-tuned {finetune_steps} steps from the shared weights, "
-                   f"val top-1 {run['val_top1']:.3f}  [{run['seconds']:.0f} s, "
+        def finetune_done(position, run):
+            report(f"arch{items[position][0]}: fine-tuned {finetune_steps} steps from the shared "
+                   f"weights, val top-1 {run['val_top1']:.3f}  [{run['seconds']:.0f} s, "
                    f"{run['cpu_seconds']:.0f} CPU-s]")
-            return run
 
-        with futures.ThreadPoolExecutor(max_workers=jobs) as pool:
-            finetuned = list(pool.map(finetune, items))
+        finetuned = ranking.finetune_from_shared(
+            cfg, supernet,
+            [(text, os.path.join(output_dir, f"finetune{finetune_steps}_arch{index}"))
+             for index, text in items],
+            finetune_steps, seed, jobs=jobs,
+            recalibration_batches=finetune_recalibration_batches, done=finetune_done)
         timings[f"fine-tuning ({finetune_steps} steps)"] = (
             time.time() - started, sum(run["cpu_seconds"] for run in finetuned))
 

@@ -13,7 +13,10 @@ on its validation split:
   drawn with ``--seed``);
 * ``a0_scaled``: MoViNet-A0 at the search's resolution, width-scaled (all
   widths, classifier included) by `scaling.random_scaling_search` to the
-  searched cost.
+  searched cost;
+* ``controller_choice``: only when the search re-ranked its candidates
+  (`nas.rerank`) and kept another one, the controller's own most likely
+  architecture, so the table shows what the re-ranking changed.
 
 ``--scales 2,4`` adds compound scaling: the searched architecture grown to 2x
 and 4x its cost (depth, width and resolution coefficients from
@@ -62,7 +65,8 @@ FLAGS = flags.FLAGS
 
 
 def contenders(search_cfg, summary, tolerance, seed):
-    """name -> (spec text, per-frame MMACs) of the searched model and the two baselines."""
+    """name -> (spec text, per-frame MMACs) of the searched model, the two baselines and,
+    when the re-ranking replaced it, the controller's choice (see the module docstring)."""
     settings = nas_config.cost_settings(search_cfg)
     cost = FlopsCost(search_cfg.data.image_size, settings)
     searched = summary["block_specs"]
@@ -77,8 +81,12 @@ def contenders(search_cfg, summary, tolerance, seed):
         ranges=dict(depth=(1, 1), resolution=(1, 1), frame_rate=(1, 1), width=(0.05, 1.5)))
     if not scaled:
         raise ValueError("No width scaling of A0 meets the searched cost; raise --cost_tolerance.")
-    return {"searched": (searched, target), "random": (random_spec, cost(random_spec)),
-            "a0_scaled": (scaled[0]["spec"], cost(scaled[0]["spec"]))}
+    found = {"searched": (searched, target), "random": (random_spec, cost(random_spec)),
+             "a0_scaled": (scaled[0]["spec"], cost(scaled[0]["spec"]))}
+    controller_choice = summary.get("controller_block_specs", searched)
+    if controller_choice != searched:
+        found["controller_choice"] = (controller_choice, cost(controller_choice))
+    return found
 
 
 def scaled_pair(search_cfg, searched, a0_scaled, factor, seed, tolerance=0.05):

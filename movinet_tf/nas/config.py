@@ -94,6 +94,16 @@ class LoopConfig:
         log_every: steps between progress lines.
         final_eval_batches: validation batches to evaluate the final architecture
             on with the shared weights.
+        rerank_candidates: after the last step, the controller's most likely
+            architecture and the next most likely ones within
+            `rerank_cost_tolerance` of `cost_target`, this many in all, are each
+            fine-tuned `rerank_steps` steps from their slice of the shared
+            weights (the standalone recipe, `movinet_tf.nas.rerank`) and the
+            best on the validation clips is the search's result; 0 keeps the
+            controller's most likely architecture.
+        rerank_steps: fine-tuning steps of each re-ranked candidate.
+        rerank_cost_tolerance: largest ``|cost / cost_target - 1|`` of a
+            re-ranked candidate (the most likely one is always a candidate).
         seed: seeds sampling and weight initialisation.
     """
     steps: int = 1000
@@ -116,6 +126,9 @@ class LoopConfig:
     checkpoint_every: int = 50
     log_every: int = 10
     final_eval_batches: int = 4
+    rerank_candidates: int = 0
+    rerank_steps: int = 200
+    rerank_cost_tolerance: float = 0.05
     seed: int = 0
 
 
@@ -157,6 +170,13 @@ def _validate(cfg):
     if loop.probe_architectures < 0:
         raise ValueError(f"search.probe_architectures must be >= 0, got "
                          f"{loop.probe_architectures}.")
+    if loop.rerank_candidates < 0:
+        raise ValueError(f"search.rerank_candidates must be >= 0, got {loop.rerank_candidates}.")
+    if loop.rerank_steps < 1:
+        raise ValueError(f"search.rerank_steps must be >= 1, got {loop.rerank_steps}.")
+    if not loop.rerank_cost_tolerance > 0:
+        raise ValueError(f"search.rerank_cost_tolerance must be > 0, got "
+                         f"{loop.rerank_cost_tolerance}.")
     if loop.beta >= 0:
         raise ValueError(f"search.beta must be < 0 (the cost penalty), got {loop.beta}.")
     if loop.cost_target <= 0:

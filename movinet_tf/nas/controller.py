@@ -88,6 +88,58 @@ class Controller(tf.Module):
         """The argmax choice of every decision."""
         return tuple(int(np.argmax(p)) for p in self.probabilities())
 
+    def log_probability(self, indices):
+        """log p of an architecture: the sum over the decisions it uses (natural log)."""
+        return float(sum(np.log(p[i]) for p, i, used in
+                         zip(self.probabilities(), indices, self.space.used_mask(indices))
+                         if used))
+
+    def likely_architectures(self, count, seed, keep=None, draws=4000):
+        """The controller's choice (`most_likely`), then the most likely other architectures.
+
+        Distinct means different in a decision they use (layer slots past the
+        depth do not count). The others come from `draws` seeded samples of
+        the policy, ranked by `log_probability`, so they are the policy's top
+        architectures as far as the draws reach them. A shallower architecture
+        uses fewer decisions, so one of them can be more likely than the
+        argmax of every decision.
+
+        Args:
+            count: at most this many architectures.
+            seed: ints seeding the draws.
+            keep: optional predicate on choice indices (e.g. a cost window); the
+                controller's choice is always first, kept or not.
+            draws: samples drawn from the policy.
+
+        Returns:
+            list of (indices, log probability): the controller's choice, then
+            the others by descending probability; shorter than `count` when
+            the draws hold fewer.
+        """
+        if count < 1:
+            raise ValueError(f"likely_architectures: count must be >= 1, got {count}.")
+        probabilities = self.probabilities()
+        rng = np.random.default_rng(list(seed))
+
+        def key(indices):
+            return tuple(i if used else -1 for i, used in
+                         zip(indices, self.space.used_mask(indices)))
+
+        best = self.most_likely()
+        seen = {key(best)}
+        found = []
+        columns = [rng.choice(len(p), size=draws, p=p) for p in probabilities]
+        for row in zip(*columns):
+            indices = tuple(int(i) for i in row)
+            k = key(indices)
+            if k in seen:
+                continue
+            seen.add(k)
+            if keep is None or keep(indices):
+                found.append((indices, self.log_probability(indices)))
+        found.sort(key=lambda item: -item[1])
+        return [(best, self.log_probability(best))] + found[:count - 1]
+
     def entropy(self, indices=None):
         """Total entropy (nats) of the decisions (only those used by `indices`, if given)."""
         mask = self.space.used_mask(indices) if indices is not None else [True] * len(self.decisions)

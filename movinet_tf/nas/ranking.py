@@ -7,6 +7,7 @@ reports means with standard errors over seeds. Both draw architectures of
 equal cost with `same_cost_architectures`.
 """
 import math
+from concurrent import futures
 
 import numpy as np
 
@@ -163,3 +164,42 @@ def write_shared_weights(cfg, supernet, spec_text, path):
     supernet.copy_to_model(spec_text, model)
     with atomic_io.temporary_path(path, suffix=".weights.h5") as tmp:
         model.save_weights(tmp)
+
+
+
+def finetune_from_shared(cfg, supernet, runs, steps, seed, jobs=1, recalibration_batches=4,
+                         done=None):
+    """`standalone.train` of each architecture, started from its slice of the shared weights.
+
+    Each run's weights go to ``<run_dir>.weights.h5``. They are written every time
+    (about a second each), one after another before any training starts (Keras
+    model building is not thread-safe), so a file left from another supernet
+    never starts a run. A finished run in its directory is reused as it is,
+    like every standalone run. BatchNorm is recalibrated on
+    `recalibration_batches` training batches after the last step.
+
+    Args:
+        cfg: the `NasConfig` of the supernet.
+        supernet: a trained `Supernet`.
+        runs: (spec text, run directory) pairs.
+        steps, seed: of each fine-tuning.
+        jobs: trainings at a time (each is its own process).
+        done: optional callable(position, result) called as each run finishes.
+
+    Returns:
+        the `standalone.train` dicts, in the order of `runs`.
+    """
+    for text, run_dir in runs:
+        write_shared_weights(cfg, supernet, text, run_dir.rstrip("/") + ".weights.h5")
+
+    def train(position):
+        text, run_dir = runs[position]
+        result = standalone.train(cfg, text, steps, seed, run_dir,
+                                  init_weights=run_dir.rstrip("/") + ".weights.h5",
+                                  recalibration_batches=recalibration_batches)
+        if done:
+            done(position, result)
+        return result
+
+    with futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(train, range(len(runs))))

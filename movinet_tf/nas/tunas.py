@@ -24,7 +24,9 @@ Outputs in the output directory:
   (``model.block_specs``); `load_spec_yaml` reads it back as a spec string.
 * ``train_searched.yaml``: a complete training config for it on the search's data.
 * ``summary.json``: the architecture, its cost, the supernet's validation accuracy
-  for it, the controller's final probabilities, and the search's history.
+  for it, the controller's final probabilities, and the search's history; with
+  ``search.rerank_candidates``, the candidates `movinet_tf.nas.rerank` fine-tunes
+  (it then rewrites the three result files for the best of them).
 """
 import json
 import os
@@ -355,8 +357,40 @@ def _finish(cfg, space, traced, controller, cost_fn, val_data, calibration, hist
         "seconds_this_run": round(seconds, 1),
         "history": history,
     }
+    if cfg.search.rerank_candidates:
+        summary["candidates"] = rerank_candidates(cfg, controller, cost_fn)
+    write_outputs(cfg, output_dir, summary)
+    if report:
+        report({"event": "done", **{k: v for k, v in summary.items()
+                                    if k not in ("history", "space", "candidates")}})
+    return summary
+
+
+def rerank_candidates(cfg, controller, cost_fn):
+    """The architectures `nas.rerank` fine-tunes: the most likely, then the next within the cost window.
+
+    Returns:
+        list of dicts with ``block_specs``, ``cost`` and ``log_probability``
+        (of the controller), at most ``search.rerank_candidates`` of them.
+    """
+    loop = cfg.search
+    space = controller.space
+
+    def within(indices):
+        return abs(cost_fn(space.decode(indices)) / loop.cost_target - 1) <= loop.rerank_cost_tolerance
+
+    likely = controller.likely_architectures(loop.rerank_candidates, (loop.seed, loop.steps, 3),
+                                             keep=within)
+    return [{"block_specs": specs_lib.format_spec(space.decode(indices)),
+             "cost": cost_fn(space.decode(indices)), "log_probability": log_p}
+            for indices, log_p in likely]
+
+
+def write_outputs(cfg, output_dir, summary):
+    """Writes the search's result files for ``summary['block_specs']``, each whole or not at all."""
+    text = summary["block_specs"]
     comment = (f"Found by python -m movinet_tf.search ({cfg.search.steps} steps); cost "
-               f"{summary['cost']:.3f} {cost_fn.unit} (target {cfg.search.cost_target}).\n"
+               f"{summary['cost']:.3f} {summary['cost_unit']} (target {cfg.search.cost_target}).\n"
                f"Train it: python -m movinet_tf.train --config {TRAIN_CONFIG_FILE} (next to this file).")
     atomic_io.write_text(os.path.join(output_dir, SPEC_FILE),
                          spec_yaml(text, comment))
@@ -364,7 +398,3 @@ def _finish(cfg, space, traced, controller, cost_fn, val_data, calibration, hist
     experiment_config.save_config(train_cfg, os.path.join(output_dir, TRAIN_CONFIG_FILE))
     atomic_io.write_text(os.path.join(output_dir, SUMMARY_FILE),
                          json.dumps(summary, indent=2))
-    if report:
-        report({"event": "done", **{k: v for k, v in summary.items()
-                                    if k not in ("history", "space")}})
-    return summary

@@ -37,6 +37,17 @@ def test_contenders_match_the_searched_cost():
     # A0's 5 blocks keep their depth (1, 3, 3, 4, 4 layers); only widths shrink.
     a0 = specs_lib.parse_spec(found["a0_scaled"][0])
     assert [len(b.layers) for b in a0.blocks] == [1, 3, 3, 4, 4]
+    assert "controller_choice" not in found
+    # A re-ranked search also trains the controller's own choice, at its own cost.
+    other = _searched(cfg, seed=5)
+    reranked = compare.contenders(cfg, {"block_specs": searched, "controller_block_specs": other},
+                                  tolerance=0.2, seed=1)
+    assert list(reranked) == ["searched", "random", "a0_scaled", "controller_choice"]
+    assert reranked["controller_choice"] == (other, cost(other))
+    assert {k: reranked[k] for k in found} == found
+    same = compare.contenders(cfg, {"block_specs": searched, "controller_block_specs": searched},
+                              tolerance=0.2, seed=1)
+    assert "controller_choice" not in same
 
 
 def test_scaled_pair_grows_both_bases_with_the_same_coefficients():

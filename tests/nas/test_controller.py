@@ -64,3 +64,54 @@ def test_absolute_reward():
         absolute_reward(0.8, 10.0, 10.0, beta=0.1)
     with pytest.raises(ValueError, match="target"):
         absolute_reward(0.8, 10.0, 0.0, beta=-0.1)
+
+
+def _small_space():
+    # Few enough architectures (3 * 4**4 * (4 + 16)) to enumerate.
+    return SearchSpace(stem_widths=(8, 16, 24), block_widths=((8,), (16,), (16,), (16,), (24,)),
+                       max_layers=(1, 1, 1, 1, 2), expand_ratios=("2", "3"),
+                       kernels=("1x3x3", "3x3x3"), head_widths=(16,), classifier_filters=16)
+
+
+def _exact_log_probabilities(controller, space):
+    """spec text -> exact log p, by enumerating every choice tuple (unused slots marginalised)."""
+    import itertools
+    from movinet_tf.models import specs as specs_lib
+    logs = [np.log(p) for p in controller.probabilities()]
+    out = {}
+    for indices in itertools.product(*[range(len(d.choices)) for d in space.decisions()]):
+        text = specs_lib.format_spec(space.decode(indices))
+        if text not in out:
+            out[text] = sum(l[i] for l, i, used in zip(logs, indices, space.used_mask(indices))
+                            if used)
+    return out
+
+
+def test_likely_architectures_are_the_policy_top_ones():
+    from movinet_tf.models import specs as specs_lib
+    space = _small_space()
+    controller = Controller(space)
+    rng = np.random.default_rng(7)
+    controller.logits.assign(rng.normal(0.0, 1.5, controller.logits.shape).astype(np.float32))
+    exact = _exact_log_probabilities(controller, space)
+
+    def text(indices):
+        return specs_lib.format_spec(space.decode(indices))
+
+    likely = controller.likely_architectures(5, (0, 1))
+    assert len(likely) == 5
+    assert likely[0][0] == controller.most_likely()
+    for indices, log_p in likely:
+        assert log_p == pytest.approx(exact[text(indices)], abs=1e-9)
+    texts = [text(indices) for indices, _ in likely]
+    assert len(set(texts)) == 5
+    # After the controller's choice: the 4 most likely other architectures, in order.
+    others = sorted((lp, t) for t, lp in exact.items() if t != texts[0])[::-1][:4]
+    assert texts[1:] == [t for _, t in others]
+    # A filter drops architectures but never the controller's choice.
+    wide = controller.likely_architectures(
+        4, (0, 1), keep=lambda indices: space.decode(indices).stem_filters == 24)
+    assert wide[0][0] == controller.most_likely()
+    assert all(space.decode(indices).stem_filters == 24 for indices, _ in wide[1:])
+    with pytest.raises(ValueError, match="count"):
+        controller.likely_architectures(0, (0, 1))
