@@ -132,13 +132,18 @@ class Controller(tf.Module):
         for row in zip(*columns):
             indices = tuple(int(i) for i in row)
             k = key(indices)
-            if k in seen:
-                continue
-            seen.add(k)
-            if keep is None or keep(indices):
+            if k not in seen:
+                seen.add(k)
                 found.append((indices, self.log_probability(indices)))
         found.sort(key=lambda item: -item[1])
-        return [(best, self.log_probability(best))] + found[:count - 1]
+        # `keep` only as far down the list as needed: a cost can be slow to measure.
+        chosen = [(best, self.log_probability(best))]
+        for indices, log_p in found:
+            if len(chosen) == count:
+                break
+            if keep is None or keep(indices):
+                chosen.append((indices, log_p))
+        return chosen
 
     def entropy(self, indices=None):
         """Total entropy (nats) of the decisions (only those used by `indices`, if given)."""

@@ -166,7 +166,6 @@ def write_shared_weights(cfg, supernet, spec_text, path):
         model.save_weights(tmp)
 
 
-
 def finetune_from_shared(cfg, supernet, runs, steps, seed, jobs=1, recalibration_batches=4,
                          done=None):
     """`standalone.train` of each architecture, started from its slice of the shared weights.

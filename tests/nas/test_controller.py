@@ -109,9 +109,17 @@ def test_likely_architectures_are_the_policy_top_ones():
     others = sorted((lp, t) for t, lp in exact.items() if t != texts[0])[::-1][:4]
     assert texts[1:] == [t for _, t in others]
     # A filter drops architectures but never the controller's choice.
-    wide = controller.likely_architectures(
-        4, (0, 1), keep=lambda indices: space.decode(indices).stem_filters == 24)
+    asked = []
+
+    def stem_24(indices):
+        asked.append(indices)
+        return space.decode(indices).stem_filters == 24
+
+    wide = controller.likely_architectures(4, (0, 1), keep=stem_24)
     assert wide[0][0] == controller.most_likely()
+    assert len(wide) == 4
     assert all(space.decode(indices).stem_filters == 24 for indices, _ in wide[1:])
+    # The filter (a cost, maybe a slow one) is asked only down the list as far as needed.
+    assert len(asked) < 100, len(asked)  # of about 1500 distinct draws
     with pytest.raises(ValueError, match="count"):
         controller.likely_architectures(0, (0, 1))
