@@ -147,10 +147,16 @@ if [ -z "$KEYSTORE" ]; then
   KEYSTORE="$CACHE/debug.keystore"
   if [ ! -f "$KEYSTORE" ]; then
     log "creating the debug signing key $KEYSTORE"
-    keytool -genkeypair -keystore "$KEYSTORE.tmp" -storepass android -keypass android \
+    # A name of this build's own: two builds at once (e.g. two test workers on a fresh
+    # machine) must not write one file. The first key to land is kept (mv -n), so every
+    # build signs with the same key and `adb install -r` keeps working.
+    key_tmp="$KEYSTORE.tmp.$$"
+    rm -f "$key_tmp"
+    keytool -genkeypair -keystore "$key_tmp" -storepass android -keypass android \
       -alias movinetdebug -keyalg RSA -keysize 2048 -validity 10000 \
       -dname "CN=movinet_tf demo debug" >/dev/null 2>&1
-    mv "$KEYSTORE.tmp" "$KEYSTORE"
+    mv -n "$key_tmp" "$KEYSTORE"
+    rm -f "$key_tmp"
   fi
 fi
 log "sign"

@@ -6,6 +6,16 @@ from helpers import runner_step, runner_zero_states, stream_per_frame
 from movinet_tf.export_lib import CompiledRunner, reduced_precision
 
 
+def _cpu_has_float16_arithmetic():
+    """Whether this CPU computes in float16 natively (x86 AVX512-FP16, Arm FP16 SIMD)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_fp16", "asimdhp"})
+
+
 def _stream(runner, clip):
     """Logits [T, N] of `clip` streamed through a signature-runner-like callable."""
     return stream_per_frame(runner_step(runner), clip, runner_zero_states(runner))[0]
@@ -36,7 +46,12 @@ def test_float16_arithmetic_model_within_its_bound_of_keras(exports, test_clips,
     forced_error = np.abs(np.stack(forced) - expected)
     assert default_error.max() < 0.05, default_error.max()
     assert forced_error.max() < 0.5 and forced_error.mean() < 0.1, forced_error.max()
-    # The forced run really computes in float16: its error is well above the weights' alone.
-    assert forced_error.mean() > 2 * default_error.mean()
+    # The forced run really runs in float16: its error is above the weights' alone. Where the
+    # CPU has float16 arithmetic, XNNPACK computes in it (measured on this project's earlier
+    # Intel Xeon with AMX: 7x the default's mean error); elsewhere it keeps float16 activations between
+    # ops and computes each op in float32 (measured on an AMD EPYC without AVX512-FP16:
+    # 1.8x).
+    ratio = forced_error.mean() / default_error.mean()
+    assert ratio > (2.0 if _cpu_has_float16_arithmetic() else 1.2), ratio
     for got in (default, forced):
         assert (np.argmax(np.stack(got), -1) == np.argmax(expected, -1)).all()
