@@ -11,7 +11,8 @@ among them; `tunas.rerank_candidates` picks them) for ``search.rerank_steps``
 steps each, with the standalone recipe (`nas.standalone`), and keeps the best on
 the validation clips (ties: the more likely). The three result files are then
 rewritten for it; ``summary.json`` keeps the controller's own choice as
-``controller_block_specs`` and every candidate's score under ``rerank``.
+``controller_block_specs``, every candidate's fine-tuned score in
+``candidates`` and the choice under ``rerank``.
 
 The fine-tunings are trainer runs in ``<output_dir>/rerank/``, named by the
 architecture, so a killed re-ranking resumes where it stopped; the validation
@@ -93,11 +94,12 @@ def run(cfg, output_dir, report=None, jobs=1):
         accuracy, total = tunas.score(TracedSupernet(supernet), best["block_specs"], val,
                                       loop.reward_bn, calibration)
         summary.update(supernet_val_top1=accuracy, supernet_val_clips=total)
+    # The scored rows replace the bare candidate list: one copy of each candidate.
     summary.update(block_specs=best["block_specs"], cost=best["cost"],
-                   controller_block_specs=controller_choice,
+                   controller_block_specs=controller_choice, candidates=rows,
                    rerank={"steps": steps, "chosen": rows.index(best),
                            "finetuned_val_top1": best["finetuned_val_top1"],
-                           "seconds": round(time.time() - start, 1), "candidates": rows})
+                           "seconds": round(time.time() - start, 1)})
     tunas.write_outputs(cfg, output_dir, summary)
     if report:
         report({"event": "rerank_done", **{k: v for k, v in summary.items()

@@ -37,7 +37,7 @@ def test_search_then_rerank_keeps_the_best_fine_tuned_candidate(tmp_path):
 
     records = []
     result = rerank.run(cfg, out, report=records.append, jobs=2)
-    rows = result["rerank"]["candidates"]
+    rows = result["candidates"]
     assert [r["block_specs"] for r in rows] == [c["block_specs"] for c in candidates]
     # Each fine-tuning is a real trainer run started from the shared weights.
     for row in rows:
@@ -65,7 +65,7 @@ def test_search_then_rerank_keeps_the_best_fine_tuned_candidate(tmp_path):
 
     # Run again (as after a kill): the finished fine-tunings are reused, the choice is the same.
     again = rerank.run(cfg, out)
-    assert all(r["cpu_seconds"] == 0 for r in again["rerank"]["candidates"])
+    assert all(r["cpu_seconds"] == 0 for r in again["candidates"])
     assert again["block_specs"] == result["block_specs"]
 
 
