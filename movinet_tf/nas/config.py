@@ -38,7 +38,7 @@ class SpaceConfig:
     kernels: typing.List[str] = dataclasses.field(
         default_factory=lambda: [space_lib.kernel_text(k) for k in space_lib.KERNELS])
     head_widths: typing.List[int] = dataclasses.field(default_factory=lambda: [64, 96])
-    classifier_filters: int = 128
+    classifier_widths: typing.List[int] = dataclasses.field(default_factory=lambda: [128])
     min_layers: int = 1
 
 
@@ -150,7 +150,7 @@ def build_space(space_cfg):
         block_widths=tuple(tuple(w) for w in space_cfg.block_widths),
         max_layers=tuple(space_cfg.max_layers), expand_ratios=tuple(space_cfg.expand_ratios),
         kernels=tuple(space_cfg.kernels), head_widths=tuple(space_cfg.head_widths),
-        classifier_filters=space_cfg.classifier_filters, min_layers=space_cfg.min_layers)
+        classifier_widths=tuple(space_cfg.classifier_widths), min_layers=space_cfg.min_layers)
 
 
 def _validate(cfg):

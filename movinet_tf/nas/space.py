@@ -25,12 +25,13 @@ same with a table):
   coarsest uniform grid on which every published A0-A5 layer lies, with the
   models' own rounding (of the 57 published (width, expansion) pairs, a grid in
   sixths misses 4, eighths 13, twelfths 1).
-* The classifier's hidden width is fixed (2048, as in A0-A5).
+* The classifier's hidden width is one choice in the paper's space (2048, as in
+  A0-A5); a custom space may offer several (``classifier_widths``).
 
 Decisions are a flat list (see `SearchSpace.decisions`): ``stem_width``, then
 per block ``block{b}_width``, ``block{b}_layers`` and, for every layer slot up to
 the block's maximum, ``block{b}_layer{l}_expand`` / ``block{b}_layer{l}_kernel``,
-then ``head_width``. Layer slots past the sampled depth are unused.
+then ``head_width`` and ``classifier_width``. Layer slots past the sampled depth are unused.
 """
 import dataclasses
 import fractions
@@ -113,7 +114,7 @@ class SearchSpace:
             (Fractions); ``expand = round8(ratio * block_width)``.
         kernels: depthwise kernel choices (t, h, w).
         head_widths: choices of the head's projection width.
-        classifier_filters: the classifier's hidden width (fixed).
+        classifier_widths: choices of the classifier's hidden width.
         min_layers: the fewest layers a block may have.
     """
     stem_widths: tuple
@@ -122,7 +123,7 @@ class SearchSpace:
     expand_ratios: tuple
     kernels: tuple = KERNELS
     head_widths: tuple = (512,)
-    classifier_filters: int = 2048
+    classifier_widths: tuple = (2048,)
     min_layers: int = 1
 
     def __post_init__(self):
@@ -155,8 +156,8 @@ class SearchSpace:
             raise ValueError("space.kernels must not be empty.")
         object.__setattr__(self, "kernels", kernels)
         object.__setattr__(self, "head_widths", ints("head_widths", self.head_widths))
-        if int(self.classifier_filters) < 1:
-            raise ValueError(f"space.classifier_filters must be >= 1, got {self.classifier_filters}.")
+        object.__setattr__(self, "classifier_widths",
+                           ints("classifier_widths", self.classifier_widths))
         # Decisions are asked for on every encode/decode; build them once.
         object.__setattr__(self, "_decisions", tuple(self._make_decisions()))
         object.__setattr__(self, "_positions", {d.name: i for i, d in enumerate(self._decisions)})
@@ -183,6 +184,7 @@ class SearchSpace:
                 out.append(Decision(f"block{b}_layer{l}_expand", self.expand_ratios))
                 out.append(Decision(f"block{b}_layer{l}_kernel", self.kernels))
         out.append(Decision("head_width", self.head_widths))
+        out.append(Decision("classifier_width", self.classifier_widths))
         return out
 
     def _index(self):
@@ -238,7 +240,7 @@ class SearchSpace:
                     pick(f"block{b}_layer{l}_kernel"), stride))
             blocks.append(specs_lib.BlockSpec(width, tuple(layers)))
         return specs_lib.ModelSpec(pick("stem_width"), tuple(blocks), pick("head_width"),
-                                   self.classifier_filters)
+                                   pick("classifier_width"))
 
     def encode(self, spec):
         """Choice indices of a `ModelSpec` (or spec string) in this space.
@@ -264,11 +266,9 @@ class SearchSpace:
         if len(spec.blocks) != self.num_blocks:
             raise ValueError(f"The spec has {len(spec.blocks)} blocks; the space has "
                              f"{self.num_blocks}.")
-        if spec.classifier_filters != self.classifier_filters:
-            raise ValueError(f"classifier {spec.classifier_filters} differs from the space's "
-                             f"fixed classifier width {self.classifier_filters}.")
         put("stem_width", spec.stem_filters, "stem")
         put("head_width", spec.head_filters, "head")
+        put("classifier_width", spec.classifier_filters, "classifier")
         for b, block in enumerate(spec.blocks):
             put(f"block{b}_width", block.out_filters, f"block {b}")
             put(f"block{b}_layers", len(block.layers), f"block {b} depth")
@@ -315,7 +315,8 @@ class SearchSpace:
 
     def log10_size(self):
         """log10 of the number of distinct architectures."""
-        total = np.log10(len(self.stem_widths)) + np.log10(len(self.head_widths))
+        total = (np.log10(len(self.stem_widths)) + np.log10(len(self.head_widths))
+                 + np.log10(len(self.classifier_widths)))
         per_layer = len(self.expand_ratios) * len(self.kernels)
         for b in range(self.num_blocks):
             depths = sum(float(per_layer) ** n for n in self.layer_counts(b))
@@ -334,6 +335,7 @@ class SearchSpace:
                             for widths in self.block_widths),
             "kernel": tuple(max(k[i] for k in self.kernels) for i in range(3)),
             "head": max(self.head_widths),
+            "classifier": max(self.classifier_widths),
         }
 
     def to_dict(self):
@@ -345,7 +347,7 @@ class SearchSpace:
             "expand_ratios": [str(r) for r in self.expand_ratios],
             "kernels": [kernel_text(k) for k in self.kernels],
             "head_widths": list(self.head_widths),
-            "classifier_filters": self.classifier_filters,
+            "classifier_widths": list(self.classifier_widths),
             "min_layers": self.min_layers,
         }
 
@@ -370,4 +372,4 @@ def movinet_space():
     ratios = tuple(fractions.Fraction(k, 9) for k in range(15, 37))
     return SearchSpace(stem_widths=tuple(sorted(stem)), block_widths=tuple(blocks),
                        max_layers=tuple(max_layers), expand_ratios=ratios, kernels=KERNELS,
-                       head_widths=tuple(sorted(head)), classifier_filters=2048)
+                       head_widths=tuple(sorted(head)), classifier_widths=(2048,))

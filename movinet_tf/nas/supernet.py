@@ -194,7 +194,7 @@ class Supernet(keras.layers.Layer):
                     self._kernel(f"{prefix}/skip/projection/kernel", (1, 1, 1, cin, out_max))
                     self._bn(f"{prefix}/skip/projection/bn", out_max)
             in_max = out_max
-        head, hidden = largest["head"], self.space.classifier_filters
+        head, hidden = largest["head"], largest["classifier"]
         self._kernel("head_project/kernel", (1, 1, 1, in_max, head))
         self._bn("head_project/bn", head)
         self._kernel("classifier_head/hidden/kernel", (1, 1, 1, head, hidden))
@@ -341,13 +341,19 @@ class Supernet(keras.layers.Layer):
         x = self.act(norm(self._conv(x, weights["head_project/kernel"]), "head_project/bn"))
         return self.classify(x, weights, training)
 
-    def classify(self, features, weights, training):
+    def classify(self, features, weights, training, hidden_mask=None):
         """Logits [B, num_classes] from the head's features [B, T, H, W, C]: pooled over
-        space and time, then the classifier (``weights`` as from `sliced_weights`)."""
+        space and time, then the classifier (``weights`` as from `sliced_weights`).
+
+        hidden_mask: [hidden] 1 for the classifier's used hidden channels, 0 for
+        the rest (the traced graph, which holds the widest classifier); None: all.
+        """
         x = ops.cumulative_mean(tf.reduce_mean(features, axis=[2, 3], keepdims=True),
                                 causal=False)
         x = self._conv(x, weights["classifier_head/hidden/kernel"])
         x = self.classifier_act(x + weights["classifier_head/hidden/bias"])
+        if hidden_mask is not None:
+            x = x * hidden_mask
         if training and self.dropout_rate > 0:
             x = tf.nn.dropout(x, self.dropout_rate)
         x = self._conv(x, weights["classifier_head/classifier/kernel"])

@@ -7,8 +7,9 @@ architecture given as one int32 vector (`encode`), so a single trace serves
 every architecture:
 
 * widths: channels past the architecture's width are zeroed after every
-  convolution, BatchNorm and activation, so each layer sees exactly the first
-  ``c`` channels the sliced weights would see;
+  convolution, BatchNorm and activation (the classifier's hidden layer
+  included), so each layer sees exactly the first ``c`` channels the sliced
+  weights would see;
 * kernels: the largest kernel, with the taps of the architecture's kernel (the
   centre crop `Supernet` uses) moved to where, under the largest kernel's
   padding, they meet the same input pixels and frames as the small kernel under
@@ -90,8 +91,8 @@ class TracedSupernet:
         self.clip_norm = float(clip_norm)
         self._slots = [(b, l) for b in range(self.space.num_blocks)
                        for l in range(self.space.max_layers[b])]
-        names = ["stem", "head"] + [f"block{b}_layer{l}/{field}" for b, l in self._slots
-                                    for field in _SLOT_FIELDS]
+        names = ["stem", "head", "classifier"] + [
+            f"block{b}_layer{l}/{field}" for b, l in self._slots for field in _SLOT_FIELDS]
         self._position = {name: i for i, name in enumerate(names)}
         self._encoded = {}
         self._sizes = [sorted({k[d] for k in self.space.kernels}) for d in range(3)]
@@ -112,6 +113,7 @@ class TracedSupernet:
 
         put("stem", shapes["stem/kernel"].shape[-1])
         put("head", shapes["head_project/kernel"].shape[-1])
+        put("classifier", shapes["classifier_head/hidden/kernel"].shape[-1])
         for b, l in self._slots:
             prefix = f"block{b}_layer{l}"
             field = lambda name: f"{prefix}/{name}"  # noqa: E731
@@ -249,7 +251,8 @@ class TracedSupernet:
                 x = tf.cond(get(f"{prefix}/active") > 0, layer, lambda x=x: x)
         head = get("head")
         x = act(norm(net._conv(x, w["head_project/kernel"]), "head_project/bn", head), head)
-        return net.classify(x, w, training)
+        hidden = w["classifier_head/hidden/kernel"].shape[-1]
+        return net.classify(x, w, training, _mask(get("classifier"), hidden))
 
     def _placed(self, kernel, arch_sizes, size_in, stride):
         """`kernel` [Kt, Kh, Kw, ...] with only the architecture's taps, placed (see module doc)."""

@@ -10,7 +10,7 @@ def _toy_space():
     # Three stem widths to choose from; block 4 may have a second layer or not.
     return SearchSpace(stem_widths=(8, 16, 24), block_widths=((8,), (16,), (16,), (16,), (24,)),
                        max_layers=(1, 1, 1, 1, 2), expand_ratios=("2", "3"), head_widths=(16,),
-                       classifier_filters=16)
+                       classifier_widths=(16,))
 
 
 def test_probabilities_move_toward_the_rewarded_choice():
@@ -70,7 +70,7 @@ def _small_space():
     # Few enough architectures (3 * 4**4 * (4 + 16)) to enumerate.
     return SearchSpace(stem_widths=(8, 16, 24), block_widths=((8,), (16,), (16,), (16,), (24,)),
                        max_layers=(1, 1, 1, 1, 2), expand_ratios=("2", "3"),
-                       kernels=("1x3x3", "3x3x3"), head_widths=(16,), classifier_filters=16)
+                       kernels=("1x3x3", "3x3x3"), head_widths=(16,), classifier_widths=(16,))
 
 
 def _exact_log_probabilities(controller, space):

@@ -40,7 +40,7 @@ def test_paper_space_choices():
 
 def test_sampled_architectures_respect_the_space(space):
     rng = np.random.default_rng(0)
-    depths = set()
+    depths, classifiers = set(), set()
     for _ in range(200):
         indices = space.sample(rng)
         spec = space.decode(indices)
@@ -49,7 +49,8 @@ def test_sampled_architectures_respect_the_space(space):
                                            in zip(indices, space.used_mask(indices)))
         assert spec.stem_filters in space.stem_widths
         assert spec.head_filters in space.head_widths
-        assert spec.classifier_filters == space.classifier_filters
+        assert spec.classifier_filters in space.classifier_widths
+        classifiers.add(spec.classifier_filters)
         for b, block in enumerate(spec.blocks):
             assert block.out_filters in space.block_widths[b]
             assert 1 <= len(block.layers) <= space.max_layers[b]
@@ -62,6 +63,7 @@ def test_sampled_architectures_respect_the_space(space):
                 assert layer.spatial_stride == (2 if l == 0 and b != 3 else 1)
     # Every depth of every block was drawn: depth is really searched.
     assert depths == {(b, n) for b in range(5) for n in range(1, space.max_layers[b] + 1)}
+    assert classifiers == set(space.classifier_widths)  # the classifier width is searched
 
 
 def test_a_sampled_architecture_builds_and_runs(space):
@@ -78,6 +80,8 @@ def test_encode_names_what_is_outside_the_space(space):
     wide = spec.__class__(spec.stem_filters, spec.blocks, 999, spec.classifier_filters)
     with pytest.raises(ValueError, match="999.*head_width"):
         space.encode(wide)
+    with pytest.raises(ValueError, match="classifier: 40 .*classifier_width"):
+        space.encode(spec.__class__(spec.stem_filters, spec.blocks, spec.head_filters, 40))
     block = spec.blocks[3]
     strided = block.__class__(block.out_filters, (block.layers[0].__class__(
         block.layers[0].expand_filters, block.layers[0].kernel_size, 2),) + block.layers[1:])

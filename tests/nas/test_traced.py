@@ -21,7 +21,7 @@ _ACTS = dict(activation="hard_swish", gating_activation="hard_sigmoid",
              classifier_activation="hard_swish")
 
 
-def _features(spec):
+def _features(spec, space):
     """Which of the traced graph's special cases a spec exercises."""
     layers = [(b, l, layer) for b, block in enumerate(spec.blocks)
               for l, layer in enumerate(block.layers)]
@@ -34,6 +34,8 @@ def _features(spec):
         "skipped_slot": any(len(block.layers) < 2 for block in spec.blocks),
         # block 3's unstrided first layer with equal widths: identity shortcut
         "identity_shortcut": spec.blocks[2].out_filters == spec.blocks[3].out_filters,
+        # a classifier narrower than the widest: its hidden channels are masked
+        "narrow_classifier": spec.classifier_filters < max(space.classifier_widths),
     }
 
 
@@ -41,10 +43,11 @@ def _specs(space, count, seed):
     """`count` sampled specs that together exercise every case of `_features`."""
     rng = np.random.default_rng(seed)
     specs, seen = [], set()
-    while len(specs) < count or len(seen) < 4:
+    cases = len(_features(space.decode(space.sample(rng)), space))
+    while len(specs) < count or len(seen) < cases:
         spec = space.decode(space.sample(rng))
-        new = {k for k, v in _features(spec).items() if v} - seen
-        if new or len(specs) < count - (4 - len(seen)):
+        new = {k for k, v in _features(spec, space).items() if v} - seen
+        if new or len(specs) < count - (cases - len(seen)):
             specs.append(spec)
             seen |= new
     return specs
