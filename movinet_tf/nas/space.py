@@ -31,7 +31,8 @@ same with a table):
 Decisions are a flat list (see `SearchSpace.decisions`): ``stem_width``, then
 per block ``block{b}_width``, ``block{b}_layers`` and, for every layer slot up to
 the block's maximum, ``block{b}_layer{l}_expand`` / ``block{b}_layer{l}_kernel``,
-then ``head_width`` and ``classifier_width``. Layer slots past the sampled depth are unused.
+then ``head_width`` and ``classifier_width``. Layer slots past the sampled
+depth are unused.
 """
 import dataclasses
 import fractions
