@@ -28,10 +28,14 @@ arithmetic (ARMv8.2+), not on x86, even with AVX512-FP16. So the "fp16 forced"
 rows run through LiteRT's CompiledModel API with XNNPACK's FORCE_FP16 flag,
 and the "CM" rows time the same API without it: compare those with each other.
 
-Timing: each call is the full signature-runner call an app makes (set image and
-43 states, invoke, read logits and 43 states); the models are timed round-robin
-in blocks so that load from other processes hits all of them alike. Median over
-`--runs` calls per model and thread count.
+Timing: each plain row's call is the full signature-runner call (set image and
+43 states, invoke, read logits and 43 states). That runner resizes and
+reallocates every input and copies every output on each call, so the "in place"
+rows time `TFLiteStreamer.advance` instead: tensors allocated once, each state
+copied from its output buffer into the next call's input buffer (what the stream
+CLI and the NAS latency cost run). The models are timed
+round-robin in blocks so that load from other processes hits all of them alike.
+Median over `--runs` calls per model and thread count.
 """
 import collections
 import os
@@ -155,17 +159,28 @@ COMPILED = {"ours f16 arith, fp16 forced": ("ours float16 arith", True),
             "ours float32, CM": ("ours float32", False),
             "official f32, CM": ("official float32", False),
             "official f32, fp16 forced": ("official float32", True)}
+# Models also stepped by `TFLiteStreamer`, which binds each signature once and carries the
+# states from output to input buffer in place: label -> model label.
+IN_PLACE = {"ours float32, in place": "ours float32", "ours int8, in place": "ours int8",
+            "official f32, in place": "official float32",
+            "official int8, in place": "official int8"}
 
 
 class _Runner:
     """One model's signature runner with its states fed back each call.
 
-    `kind`: None for the interpreter's signature runner (what the Android demo runs),
-    else 'compiled' or 'fp16' for `CompiledRunner` without / with XNNPACK float16 forced.
+    `kind`: None for the interpreter's signature runner, 'in place' for `TFLiteStreamer`
+    (what the stream CLI and the NAS latency cost run), else 'compiled' or 'fp16' for
+    `CompiledRunner` without / with XNNPACK float16 forced.
     """
 
     def __init__(self, path, num_threads, kind=None):
-        if kind is None:
+        self.streamer = None
+        if kind == "in place":
+            from movinet_tf.export_lib import TFLiteStreamer
+            self.streamer = TFLiteStreamer(path, num_threads=num_threads)
+            self.runner = self.streamer.runner
+        elif kind is None:
             from ai_edge_litert.interpreter import Interpreter
             self.runner = Interpreter(model_path=path,
                                       num_threads=num_threads).get_signature_runner()
@@ -184,45 +199,35 @@ class _Runner:
                        if k != "image"}
 
     def step(self):
+        if self.streamer is not None:
+            self.streamer.advance(self.image)
+            return
         outputs = self.runner(image=self.image, **self.states)
         outputs.pop("logits")
         self.states = outputs
 
 
-def _quantize_input(value, detail):
-    if detail["dtype"] != np.int8:
-        return value.astype(detail["dtype"])
-    scale, zero_point = detail["quantization"]
-    return np.clip(np.round(value / scale + zero_point), -128, 127).astype(np.int8)
-
-
-def _dequantize_output(value, detail):
-    if detail["dtype"] != np.int8:
-        return value.astype(np.float32)
-    scale, zero_point = detail["quantization"]
-    return (value.astype(np.float32) - zero_point) * scale
-
-
 def _stream_logits(path, clip, force_fp16=False):
-    """Logits [T, classes] of one clip streamed through a .tflite (int8 I/O handled)."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Logits [T, classes] of one clip streamed through a .tflite.
+
+    `TFLiteStreamer` handles integer I/O: the image is quantized, an int8 state starts at
+    its zero point and goes back in at its input's scale (the official int8 file's pool
+    sums come out at a scale up to 7% off the one they go in at; fed back raw, each frame
+    would shrink them by that much).
+    """
+    if not force_fp16:
+        from movinet_tf.export_lib import TFLiteStreamer
+        return TFLiteStreamer(path, num_threads=1).run(clip)
     from movinet_tf.export_lib import CompiledRunner
-    if force_fp16:
-        runner = CompiledRunner(path, 1, force_fp16=True)
-        float_logits = {"dtype": np.float32}
-    else:
-        runner = Interpreter(model_path=path, num_threads=1).get_signature_runner()
-        float_logits = runner.get_output_details()["logits"]
+    runner = CompiledRunner(path, 1, force_fp16=True)
     inputs = runner.get_input_details()
-    # Zero states; an int8 state's zero is its zero point.
-    states = {name: _quantize_input(np.zeros(d["shape"], np.float32), d)
-              if d["dtype"] == np.int8 else np.zeros(d["shape"], d["dtype"])
+    states = {name: np.zeros(d["shape"], d["dtype"])
               for name, d in inputs.items() if name != "image"}
     logits = []
     for frame in clip:
-        image = _quantize_input(frame.reshape(inputs["image"]["shape"]), inputs["image"])
-        result = runner(image=image, **states)
-        logits.append(_dequantize_output(result.pop("logits"), float_logits).reshape(-1))
+        result = runner(image=frame.reshape(inputs["image"]["shape"]).astype(np.float32),
+                        **states)
+        logits.append(np.asarray(result.pop("logits"), np.float32).reshape(-1))
         states = result
     return np.stack(logits)
 
@@ -292,6 +297,10 @@ def main(argv):
         if source in paths:
             paths[label] = paths[source]
             kinds[label] = "fp16" if force_fp16 else "compiled"
+    for label, source in IN_PLACE.items():
+        if source in paths:
+            paths[label] = paths[source]
+            kinds[label] = "in place"
     latency = {threads: time_models(paths, threads, FLAGS.runs, FLAGS.block, kinds)
                for threads in (1, 2)}
     print(f"\nA0-stream, 1 frame of {size}x{size} per call, LiteRT CPU (XNNPACK), median ms "
@@ -317,12 +326,18 @@ def main(argv):
                             ("ours f16 arith, fp16 forced", "official f32, CM"),
                             ("ours f16 arith, fp16 forced", "ours float32, CM"),
                             ("official f32, fp16 forced", "official f32, CM"),
-                            ("ours f16 arith, fp16 forced", "official f32, fp16 forced")):
+                            ("ours f16 arith, fp16 forced", "official f32, fp16 forced"),
+                            ("ours float32, in place", "official f32, in place"),
+                            ("ours int8, in place", "ours float32, in place"),
+                            ("ours int8, in place", "official int8, in place"),
+                            ("ours float32, in place", "ours float32"),
+                            ("ours int8, in place", "ours int8")):
         if ours in paths and reference in paths:
             print(f"{ours} / {reference}: " + ", ".join(
                 f"{latency[t][ours] / latency[t][reference]:.2f}x at {t} thread{'s' * (t > 1)}"
                 for t in (1, 2)))
-    for label in ("ours float32", "ours int8", "official float32"):
+    for label in ("ours float32", "ours int8", "official float32", "ours float32, in place",
+                  "ours int8, in place", "official f32, in place"):
         if label in paths:
             print(f"{label}: 2 threads / 1 thread {latency[2][label] / latency[1][label]:.2f}x")
     print("\nOps per type")

@@ -138,17 +138,14 @@ class TfliteLatency:
             exported = export_tflite(model, f"{work}/candidate.tflite",
                                      image_size=self.frame_size)
             streamer = TFLiteStreamer(exported.model_path, num_threads=1)
-        runner = streamer.runner
-        feeds = {}
-        for name, detail in runner.get_input_details().items():
-            feeds[name] = np.zeros(detail["shape"], detail["dtype"])
-        feeds["image"] = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
+        # The stream CLI's own loop: tensors bound once, states carried in place.
+        image = np.random.default_rng(0).uniform(0, 1, shape).astype(np.float32)
         for _ in range(3):
-            runner(**feeds)
+            streamer.advance(image)
         times = []
         for _ in range(self.runs):
             start = time.perf_counter()
-            runner(**feeds)
+            streamer.advance(image)
             times.append((time.perf_counter() - start) * 1e3)
         latency = float(np.median(times))
         logging.info("TFLite latency %.3f ms for a new architecture.", latency)
