@@ -31,7 +31,7 @@ from ai_edge_litert.interpreter import Interpreter
 from movinet_tf import atomic_io
 from movinet_tf.data.contract import InputContract
 from movinet_tf.export_lib import quantize as quantize_lib
-from movinet_tf.export_lib import tflite_model
+from movinet_tf.export_lib import litert_runners, tflite_model
 from movinet_tf.export_lib.ensemble_graph import (EnsembleFrameGraph, frame_signature_name,
                                                   make_frame_graph)
 # default_calibration_videos is re-exported: callers import it from here.
@@ -342,7 +342,7 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
             float graph sees the same bytes.
         image_size: defaults to the TFLite model's.
         force_fp16: run the TFLite model with XNNPACK's float16 arithmetic forced
-            (`tflite_model.CompiledRunner`): what a ``float16_arithmetic`` model
+            (`litert_runners.CompiledRunner`): what a ``float16_arithmetic`` model
             computes on a CPU with float16 arithmetic.
 
     Returns:
@@ -352,7 +352,7 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
         frame), ``num_clips`` and ``num_frames``.
     """
     if force_fp16:
-        runner = tflite_model.CompiledRunner(tflite_path, num_threads, force_fp16=True)
+        runner = litert_runners.CompiledRunner(tflite_path, num_threads, force_fp16=True)
     else:
         runner = Interpreter(model_path=os.fspath(tflite_path), num_threads=num_threads
                              ).get_signature_runner(tflite_model.SIGNATURE)

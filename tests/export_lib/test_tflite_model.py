@@ -5,7 +5,6 @@ from ai_edge_litert.interpreter import Interpreter
 
 from helpers import runner_zero_states
 from movinet_tf.export_lib import TFLiteStreamer
-from movinet_tf.export_lib.tflite_model import _overlapping
 
 
 def _runner_stream(path, images):
@@ -50,12 +49,6 @@ def test_an_input_of_the_wrong_shape_is_named(exports):
     streamer = TFLiteStreamer(exports("none").model_path)
     with pytest.raises(ValueError, match="input 'image' takes shape"):
         streamer.advance(np.zeros([1, 2, 3], np.float32))
-
-
-def test_overlap_of_buffer_ranges():
-    assert not _overlapping([(0, 10), (10, 20), (30, 40)])
-    assert _overlapping([(30, 40), (0, 10), (9, 20)])
-    assert _overlapping([(0, 100), (20, 30)])   # one buffer inside another
 
 
 def _integer_state_model(directory):
