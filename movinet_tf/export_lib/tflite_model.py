@@ -128,7 +128,8 @@ class TFLiteStreamer:
         contract: the `InputContract` (from the manifest's ``input_contract``;
             sizes only, frame rate None, for a model without one). Its dtype and
             quantization are always those of the model's own image tensor.
-        states: a copy of the current states (dict name -> array).
+        states: a copy of the current states, as the next call takes them
+            (dict name -> array).
         bound_signatures: the `BoundSignature` of each signature a step runs
             (frame t runs entry t mod N), bound on first use; None where buffers
             overlap and the steps go through the signature runners (the same
@@ -253,8 +254,12 @@ class TFLiteStreamer:
 
     @property
     def states(self):
-        """A copy of the current states, dict name -> array."""
-        return {name: np.array(self._state_value(name)) for name in self._latest}
+        """A copy of the current states as the next call takes them, dict name -> array.
+
+        An integer state is in its input tensor's scale and zero point, whether it is
+        the starting state or came out of a call at another scale.
+        """
+        return {name: np.array(self._state_input(name)) for name in self._latest}
 
     def _state_value(self, name):
         value = self._latest[name]

@@ -117,3 +117,18 @@ def test_integer_states_start_at_their_zero_point_and_are_requantized(tmp_path):
     error = max(np.abs(got - want).max() for got, want in zip(logits, expected))
     scale = max(np.abs(want).max() for want in expected)
     assert scale > 1.0 and error < 0.05 * scale, (error, scale)
+    # `states` is in the input's scale, as the next call takes it: after 30 frames (sums
+    # of 11-18), within half an input step of what a separate runner outputs for the last
+    # frame from the states before it. Handing out the output's scale instead was off by
+    # up to 0.11, about two input steps.
+    carried = TFLiteStreamer(str(path))
+    for frame in frames[:-1]:
+        carried.step(frame)
+    before = carried.states["state"]
+    carried.step(frames[-1])
+    got = (carried.states["state"].astype(np.float32) - taken[1]) * taken[0]
+    runner = Interpreter(model_path=str(path)).get_signature_runner()
+    output = runner(image=carried.model_input(frames[-1]), state=before)["state"]
+    want = (output.astype(np.float32) - given[1]) * given[0]
+    assert np.abs(want).max() > 10.0
+    assert np.abs(got - want).max() <= 0.5 * taken[0] + 1e-6, (got, want)
