@@ -54,9 +54,7 @@ class _FrameSignatures:
         self.inputs = [e["input_states"] for e in entries]
         self.states = {}
         for runner in self.runners:
-            for name, detail in runner.get_input_details().items():
-                if name != "image":
-                    self.states[name] = np.zeros(detail["shape"], detail["dtype"])
+            self.states.update(tflite_model.zero_states(runner.get_input_details()))
         self.image_shape = self.runners[0].get_input_details()["image"]["shape"]
         self.t = 0
 

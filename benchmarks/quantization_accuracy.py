@@ -60,14 +60,14 @@ def _last_frame_logits(path, clip, force_fp16=False):
     `force_fp16`: XNNPACK computes in float16 (LiteRT CompiledModel, FORCE_FP16 flag).
     """
     from ai_edge_litert.interpreter import Interpreter
-    from movinet_tf.export_lib import CompiledRunner
+    from movinet_tf.export_lib import CompiledRunner, zero_states
     if force_fp16:
         runner = CompiledRunner(path, 1, force_fp16=True)
     else:
         runner = Interpreter(model_path=path, num_threads=1).get_signature_runner()
     details = runner.get_input_details()
     image = details["image"]
-    states = {n: np.zeros(d["shape"], d["dtype"]) for n, d in details.items() if n != "image"}
+    states = zero_states(details)
     for frame in clip:
         if image["dtype"] == np.uint8:
             scale, zero_point = image["quantization"]

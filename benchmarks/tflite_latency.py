@@ -187,6 +187,7 @@ class _Runner:
         else:
             from movinet_tf.export_lib import CompiledRunner
             self.runner = CompiledRunner(path, num_threads, force_fp16=kind == "fp16")
+        from movinet_tf.export_lib import zero_states
         details = self.runner.get_input_details()
         rng = np.random.default_rng(0)
         image = details["image"]
@@ -195,8 +196,7 @@ class _Runner:
             self.image = rng.integers(info.min, info.max, image["shape"]).astype(image["dtype"])
         else:
             self.image = rng.uniform(0, 1, image["shape"]).astype(image["dtype"])
-        self.states = {k: np.zeros(d["shape"], d["dtype"]) for k, d in details.items()
-                       if k != "image"}
+        self.states = zero_states(details)
 
     def step(self):
         if self.streamer is not None:
@@ -218,11 +218,10 @@ def _stream_logits(path, clip, force_fp16=False):
     if not force_fp16:
         from movinet_tf.export_lib import TFLiteStreamer
         return TFLiteStreamer(path, num_threads=1).run(clip)
-    from movinet_tf.export_lib import CompiledRunner
+    from movinet_tf.export_lib import CompiledRunner, zero_states
     runner = CompiledRunner(path, 1, force_fp16=True)
     inputs = runner.get_input_details()
-    states = {name: np.zeros(d["shape"], d["dtype"])
-              for name, d in inputs.items() if name != "image"}
+    states = zero_states(inputs)
     logits = []
     for frame in clip:
         result = runner(image=frame.reshape(inputs["image"]["shape"]).astype(np.float32),

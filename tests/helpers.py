@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from movinet_tf.export_lib.tflite_model import zero_states
+
 
 def randomize_weights(model_or_layer, seed=0, gain=1.5):
     """Sets every weight to random values, so no layer starts as zero or identity.
@@ -121,9 +123,9 @@ def runner_step(runner):
 
 
 def runner_zero_states(runner):
-    """Zero states for every input of a LiteRT signature runner but the image."""
-    return {name: np.zeros(d["shape"], d["dtype"])
-            for name, d in runner.get_input_details().items() if name != "image"}
+    """Zero states for every input of a LiteRT signature runner but the image (an integer
+    state at its zero point)."""
+    return zero_states(runner.get_input_details())
 
 
 def _stream_layer(layer, video, sizes):

@@ -25,6 +25,7 @@ _PUBLIC = {
     "TFLiteStreamer": "movinet_tf.export_lib.tflite_model",
     "op_counts": "movinet_tf.export_lib.tflite_model",
     "reduced_precision": "movinet_tf.export_lib.tflite_model",
+    "zero_states": "movinet_tf.export_lib.tflite_model",
     "CompiledRunner": "movinet_tf.export_lib.litert_runners",
 }
 __getattr__, __dir__, __all__ = lazy.attach(__name__, _PUBLIC)

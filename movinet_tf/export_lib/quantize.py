@@ -11,7 +11,8 @@ what each quantize mode adds to that conversion:
   phones); elsewhere it runs float32, as the ``float16`` file does. Inputs,
   outputs and states stay float32.
 * ``int8`` / ``int8_uint8_input``: calibrated int8 with float islands
-  (`quantize_int8`), optionally with a uint8 image input (`uint8_image_input`).
+  (`quantize_int8`), optionally with a uint8 image input (`uint8_image_input`);
+  the states the graph keeps in int8 cross its boundary in int8 (`int8_states`).
 """
 import re
 
@@ -215,3 +216,168 @@ def uint8_image_input(content):
         params.zeroPoint = [0]
         tensor.quantization = params
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def _quantization_key(tensor):
+    """A tensor's quantization as a comparable tuple, or None where it has none."""
+    params = tensor.quantization
+    if params is None or params.scale is None or len(params.scale) == 0:
+        return None
+    return (tuple(np.asarray(params.scale, np.float32).tolist()),
+            tuple(int(z) for z in params.zeroPoint), int(params.quantizedDimension))
+
+
+def int8_states(content):
+    """Makes each state that the int8 graph stores in int8 cross the boundary in int8.
+
+    In the calibrated file a stream buffer leaves the graph through a DEQUANTIZE (its
+    frames are int8 inside) and comes back in float32, to be quantized again on the
+    next frame by a QUANTIZE of the same scale. That round trip computes nothing: it
+    turns int8 codes into floats and back, and makes the app copy four bytes per value
+    instead of one. Here each state output produced by a DEQUANTIZE of an int8 tensor
+    becomes that int8 tensor, and its input becomes int8 with the same scale and zero
+    point:
+
+    * where the input fed exactly one QUANTIZE to that scale, the QUANTIZE goes;
+    * otherwise (the graph takes the state in float, e.g. a float32 stage's buffer) a
+      DEQUANTIZE at the front of the graph gives it the float value it took before.
+
+    Either way the signature computes bit for bit what it did, and an int8 state's
+    output scale equals its input scale. Frame counts and the float means are unchanged.
+
+    A state keeps one type and quantization in every signature that carries it. In an
+    ensemble file, ``frame_mod_<i>`` stores member i's buffers in int8 as above, while
+    ``serving_default`` hands them out of IF ops in float32: there the state is wrapped
+    instead, a DEQUANTIZE at the front and a QUANTIZE (to the same scale) at the end.
+    That re-rounds ``serving_default``'s states to ``frame_mod``'s int8 grid (they were
+    calibrated apart); the per-member signatures, which `TFLiteStreamer` runs, stay
+    exact.
+
+    Returns:
+        (the new flatbuffer bytes, the names of the states now int8).
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
+    opcodes = {flatbuffer_utils.opcode_to_name(model, i): i
+               for i in range(len(model.operatorCodes))}
+    if "QUANTIZE" not in opcodes or "DEQUANTIZE" not in opcodes:
+        return bytes(content), []
+
+    def op_name(op):
+        return flatbuffer_utils.opcode_to_name(model, op.opcodeIndex)
+
+    plans = {}  # state name -> [plan per signature that carries it; None where it cannot]
+    for signature in model.signatureDefs:
+        graph = model.subgraphs[signature.subgraphIndex]
+        producers = {t: op for op in graph.operators for t in op.outputs}
+        consumers = {}
+        for op in graph.operators:
+            for t in op.inputs:
+                consumers.setdefault(t, []).append(op)
+        inputs = {entry.name.decode(): entry for entry in signature.inputs}
+        outputs = {entry.name.decode(): entry for entry in signature.outputs}
+        for name in (set(inputs) | set(outputs)) - {"image", "logits"}:
+            entry, out = inputs.get(name), outputs.get(name)
+            plan = None
+            if (entry is not None and out is not None and out.tensorIndex != entry.tensorIndex
+                    and graph.tensors[entry.tensorIndex].type == schema.TensorType.FLOAT32
+                    and graph.tensors[out.tensorIndex].type == schema.TensorType.FLOAT32):
+                plan = {"graph": graph, "entry": entry, "out": out, "stored": None}
+                dequantize = producers.get(out.tensorIndex)
+                if (dequantize is not None and op_name(dequantize) == "DEQUANTIZE"
+                        and graph.tensors[dequantize.inputs[0]].type == schema.TensorType.INT8
+                        and not consumers.get(out.tensorIndex)):
+                    stored = graph.tensors[dequantize.inputs[0]]
+                    plan.update(dequantize=dequantize, stored=_quantization_key(stored))
+                    users = consumers.get(entry.tensorIndex, [])
+                    if len(users) == 1 and op_name(users[0]) == "QUANTIZE":
+                        target = graph.tensors[users[0].outputs[0]]
+                        if (target.type == schema.TensorType.INT8
+                                and _quantization_key(target) == plan["stored"]):
+                            plan["quantize"] = users[0]
+            plans.setdefault(name, []).append(plan)
+    converted = []
+    for name, entries in sorted(plans.items()):
+        if any(plan is None for plan in entries):
+            continue
+        stored = {plan["stored"] for plan in entries if plan["stored"] is not None}
+        if len(stored) != 1:   # No signature stores it in int8, or two disagree.
+            continue
+        (scales, zero_points, axis), = stored
+        for plan in entries:
+            if plan["stored"] is not None:
+                _store_in_int8(schema, plan)
+            else:
+                _wrap_in_int8(schema, plan, opcodes)
+            params = schema.QuantizationParametersT()
+            params.scale, params.zeroPoint = list(scales), list(zero_points)
+            params.quantizedDimension = axis
+            state = plan["graph"].tensors[plan["entry"].tensorIndex]
+            state.type = schema.TensorType.INT8
+            state.quantization = params
+            if plan["stored"] is None:
+                plan["graph"].tensors[plan["out"].tensorIndex].quantization = params
+        converted.append(name)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), converted
+
+
+def _rewire(graph, old, new):
+    """Every op that reads tensor `old` reads `new` instead."""
+    for op in graph.operators:
+        op.inputs = [new if t == old else t for t in op.inputs]
+
+
+def _new_tensor(schema, graph, like, dtype, suffix):
+    """Appends a tensor of `like`'s shape; returns its index."""
+    tensor = schema.TensorT()
+    tensor.shape = list(like.shape)
+    tensor.shapeSignature = like.shapeSignature
+    tensor.type = dtype
+    tensor.buffer = 0
+    name = like.name.decode() if isinstance(like.name, bytes) else like.name
+    tensor.name = name + suffix
+    graph.tensors.append(tensor)
+    return len(graph.tensors) - 1
+
+
+def _front_dequantize(schema, graph, state, opcode):
+    """The float readers of input `state` read a DEQUANTIZE of it, run first."""
+    as_float = _new_tensor(schema, graph, graph.tensors[state], schema.TensorType.FLOAT32,
+                           "/dequantized")
+    _rewire(graph, state, as_float)
+    front = schema.OperatorT()
+    front.opcodeIndex = opcode
+    front.inputs, front.outputs = [state], [as_float]
+    graph.operators.insert(0, front)
+
+
+def _store_in_int8(schema, plan):
+    """The state's output is the int8 tensor the graph stores; its input feeds the graph
+    directly (the QUANTIZE goes) or through a DEQUANTIZE at the front."""
+    graph, entry, out, dequantize = plan["graph"], plan["entry"], plan["out"], plan["dequantize"]
+    stored = dequantize.inputs[0]
+    graph.operators.remove(dequantize)
+    graph.outputs = [stored if t == out.tensorIndex else t for t in graph.outputs]
+    out.tensorIndex = stored
+    quantize = plan.get("quantize")
+    if quantize is not None:
+        graph.operators.remove(quantize)
+        _rewire(graph, quantize.outputs[0], entry.tensorIndex)
+    else:
+        _front_dequantize(schema, graph, entry.tensorIndex, dequantize.opcodeIndex)
+
+
+def _wrap_in_int8(schema, plan, opcodes):
+    """A float state of a signature that does not store it in int8: DEQUANTIZE in front,
+    QUANTIZE at the end (the caller sets both ends' quantization)."""
+    graph, entry, out = plan["graph"], plan["entry"], plan["out"]
+    _front_dequantize(schema, graph, entry.tensorIndex, opcodes["DEQUANTIZE"])
+    as_int8 = _new_tensor(schema, graph, graph.tensors[out.tensorIndex],
+                          schema.TensorType.INT8, "/quantized")
+    end = schema.OperatorT()
+    end.opcodeIndex = opcodes["QUANTIZE"]
+    end.inputs, end.outputs = [out.tensorIndex], [as_int8]
+    graph.operators.append(end)
+    graph.outputs = [as_int8 if t == out.tensorIndex else t for t in graph.outputs]
+    out.tensorIndex = as_int8

@@ -99,7 +99,7 @@ def _signature_inputs(graph, key):
     return ["image"] + graph.member_state_names(index)
 
 
-def _convert(graph, layout, quantize, calibration_videos):
+def _convert(graph, layout, quantize, calibration_videos, int8_states=True):
     """Converts `graph` through a temporary SavedModel; returns the flatbuffer bytes."""
     functions = _signature_functions(graph, layout)
     holder = tf.Module()
@@ -125,6 +125,9 @@ def _convert(graph, layout, quantize, calibration_videos):
                                                      calibration_videos)
                 if quantize == UINT8_INPUT_MODE:
                     content = quantize_lib.uint8_image_input(content)
+                if int8_states:
+                    content, converted = quantize_lib.int8_states(content)
+                    logging.info("%d states cross the boundary in int8.", len(converted))
                 return content
             return converter.convert()
     finally:
@@ -223,7 +226,7 @@ def build_manifest(model_content, graph, *, layout, quantize, model_file, labels
 
 def export_tflite(model, output_path, *, image_size, quantize="none", labels=None,
                   calibration_videos=None, gpu_compatible_states=False, min_image_size=None,
-                  contract=None):
+                  contract=None, int8_states=True):
     """Exports a stream model as a single-frame streaming TFLite model.
 
     Args:
@@ -253,6 +256,11 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
             sizes, value range), written as the manifest's ``input_contract``;
             its sizes win over `min_image_size`. None: ``model.input_contract``
             (set by `load_model`), else the frame rate is unknown.
+        int8_states: for the int8 modes, every state the graph stores in int8
+            (the stream buffers, the head's mean) enters and leaves in int8, at
+            one scale and zero point, recorded in the manifest
+            (`quantize.int8_states`); False keeps them float32: the same logits,
+            four times the bytes to copy per frame.
 
     Returns:
         A `TFLiteExportResult`.
@@ -274,7 +282,7 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
     layout = "frame" if gpu_compatible_states else "published"
     logging.info("Converting %s to TFLite (%s, %s states, %dx%d).", model.name, quantize, layout,
                  *graph.image_size)
-    content = _convert(graph, layout, quantize, calibration_videos)
+    content = _convert(graph, layout, quantize, calibration_videos, int8_states)
     counts = tflite_model.op_counts(content)
     custom = sorted(name for name in counts if name.startswith("CUSTOM"))
     if custom:
@@ -371,8 +379,7 @@ def compare_with_float(model, tflite_path, videos, image_size=None, num_threads=
         else:
             quantized = video
         states = graph.init_states("frame")
-        tflite_states = {name: np.zeros(d["shape"], d["dtype"]) for name, d in details.items()
-                         if name != "image"}
+        tflite_states = tflite_model.zero_states(details)
         for frame, frame_in in zip(video, quantized):
             reference, states = step(tf.constant(frame[None]), states)
             reference = reference.numpy()[0]

@@ -108,6 +108,27 @@ def image_tensor_contract(detail):
     return dtype, (float(scale), int(zero_point))
 
 
+def zero_states(input_details):
+    """The states a stream starts from, dict name -> array, for a signature's inputs.
+
+    Every input but ``image`` is a state, and starts at zero: a float state at 0.0,
+    an integer state at its zero point (the integer code for 0.0, which is not the
+    integer 0 in an int8 tensor of zero point -53, say).
+
+    Args:
+        input_details: a signature runner's ``get_input_details()``.
+    """
+    states = {}
+    for name, detail in input_details.items():
+        if name == "image":
+            continue
+        zero = 0
+        if np.issubdtype(np.dtype(detail["dtype"]), np.integer):
+            zero = detail.get("quantization", (0.0, 0))[1]
+        states[name] = np.full(detail["shape"], zero, detail["dtype"])
+    return states
+
+
 class TFLiteStreamer:
     """Streams frames through an exported single-frame TFLite model.
 
@@ -242,13 +263,7 @@ class TFLiteStreamer:
         """Starts a new stream (zero states)."""
         # Where each state's latest value lives: an array of ours, or (bound, output index)
         # for one still in the buffer of the call that wrote it.
-        self._latest = {}
-        for name in self.state_names:
-            detail = self._input_details[name]
-            zero = 0
-            if np.issubdtype(np.dtype(detail["dtype"]), np.integer):
-                zero = detail.get("quantization", (0.0, 0))[1]
-            self._latest[name] = np.full(detail["shape"], zero, detail["dtype"])
+        self._latest = zero_states(self._input_details)
         self._from_output = set()   # States last written by a call (in its output's scale).
         self.frame_index = 0
 

@@ -39,18 +39,20 @@ def exports(a0_stream, tmp_path_factory):
     cache = {}
     root = tmp_path_factory.mktemp("tflite")
 
-    def get(quantize="none", gpu=False):
-        key = (quantize, gpu)
+    def get(quantize="none", gpu=False, int8_states=True):
+        key = (quantize, gpu, int8_states)
         if key not in cache:
             calibration = None
             if quantize.startswith("int8"):
                 # Calibration clips of the same kind as the test clips, other seeds.
                 calibration = [random_video([1, 12, IMAGE_SIZE, IMAGE_SIZE, 3], seed=500 + i)[0]
                                for i in range(6)]
-            path = root / f"model_{quantize}_{'gpu' if gpu else 'pub'}.tflite"
+            suffix = "" if int8_states else "_float_states"
+            path = root / f"model_{quantize}_{'gpu' if gpu else 'pub'}{suffix}.tflite"
             cache[key] = export_lib.export_tflite(
                 a0_stream, path, image_size=IMAGE_SIZE, quantize=quantize, labels=LABELS,
-                calibration_videos=calibration, gpu_compatible_states=gpu, min_image_size=36)
+                calibration_videos=calibration, gpu_compatible_states=gpu, min_image_size=36,
+                int8_states=int8_states)
         return cache[key]
 
     return get

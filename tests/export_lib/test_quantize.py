@@ -1,9 +1,11 @@
-"""float16 arithmetic export: the metadata XNNPACK reads, float32 I/O, and its error bound."""
+"""Reduced precision: float16 arithmetic (the metadata XNNPACK reads, float32 I/O, its error
+bound) and the int8 file's int8 states."""
 import numpy as np
+import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from helpers import runner_step, runner_zero_states, stream_per_frame
-from movinet_tf.export_lib import CompiledRunner, reduced_precision
+from movinet_tf.export_lib import CompiledRunner, TFLiteStreamer, op_counts, reduced_precision
 
 
 def _cpu_has_float16_arithmetic():
@@ -55,3 +57,39 @@ def test_float16_arithmetic_model_within_its_bound_of_keras(exports, test_clips,
     assert ratio > (2.0 if _cpu_has_float16_arithmetic() else 1.2), ratio
     for got in (default, forced):
         assert (np.argmax(np.stack(got), -1) == np.argmax(expected, -1)).all()
+
+
+@pytest.mark.slow
+def test_int8_states_cross_in_int8_and_change_no_number(exports, test_clips):
+    """quantize.int8_states: the int8 file's stored-int8 states enter and leave in int8."""
+    int8 = exports("int8")
+    plain = exports("int8", int8_states=False)   # the same calibration, float32 states
+    states = {s["name"]: s for s in int8.manifest["states"]}
+    inputs = {e["name"]: e for e in int8.manifest["inputs"]}
+    outputs = {e["name"]: e for e in int8.manifest["outputs"]}
+    buffers = {name for name in states if name.endswith("_stream_buffer")}
+    as_int8 = {name for name, s in states.items() if s["dtype"] == "int8"}
+    assert buffers and buffers <= as_int8, sorted(buffers - as_int8)
+    assert all(states[name]["dtype"] == "int32" for name in states if name.endswith("_count"))
+    for name in as_int8:   # one scale and zero point in and out, recorded in the manifest
+        assert inputs[name]["quantization"] == outputs[name]["quantization"] is not None, name
+    assert {s["dtype"] for s in plain.manifest["states"]} == {"float32", "int32"}
+    assert int8.state_bytes < 0.5 * plain.state_bytes, (int8.state_bytes, plain.state_bytes)
+    # Both ways happen here: the first int8 stages' buffers lose their QUANTIZE; the float
+    # stages' buffers (block1) get a DEQUANTIZE at the front instead of one at the end.
+    assert op_counts(int8.model_path)["QUANTIZE"] < op_counts(plain.model_path)["QUANTIZE"]
+    assert any(name.startswith("state_block1_") for name in as_int8)
+    # Bit for bit the same logits, and the same states once dequantized.
+    ours, reference = TFLiteStreamer(int8.model_path), TFLiteStreamer(plain.model_path)
+    for clip in test_clips:
+        ours.reset()
+        reference.reset()
+        for frame in clip:
+            np.testing.assert_array_equal(ours.step(frame), reference.step(frame))
+        got, expected = ours.states, reference.states
+        for name in as_int8:
+            quantization = inputs[name]["quantization"]
+            real = ((got[name].astype(np.float32) - quantization["zero_point"]) *
+                    np.float32(quantization["scale"]))
+            np.testing.assert_array_equal(real, expected[name], err_msg=name)
+        assert any(np.abs(expected[name]).max() > 0 for name in as_int8)
