@@ -211,10 +211,7 @@ def uint8_image_input(content):
                              "QUANTIZE op; cannot make it uint8.")
         tensor = graph.tensors[entry.tensorIndex]
         tensor.type = schema.TensorType.UINT8
-        params = schema.QuantizationParametersT()
-        params.scale = [1.0 / 255.0]
-        params.zeroPoint = [0]
-        tensor.quantization = params
+        tensor.quantization = _quantization_params(schema, ((1.0 / 255.0,), (0,), 0))
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
@@ -225,6 +222,15 @@ def _quantization_key(tensor):
         return None
     return (tuple(np.asarray(params.scale, np.float32).tolist()),
             tuple(int(z) for z in params.zeroPoint), int(params.quantizedDimension))
+
+
+def _quantization_params(schema, key):
+    """The flatbuffer quantization of a `_quantization_key` tuple (its inverse)."""
+    params = schema.QuantizationParametersT()
+    scales, zero_points, axis = key
+    params.scale, params.zeroPoint = list(scales), list(zero_points)
+    params.quantizedDimension = axis
+    return params
 
 
 def int8_states(content):
@@ -304,15 +310,13 @@ def int8_states(content):
         stored = {plan["stored"] for plan in entries if plan["stored"] is not None}
         if len(stored) != 1:   # No signature stores it in int8, or two disagree.
             continue
-        (scales, zero_points, axis), = stored
+        key, = stored
         for plan in entries:
             if plan["stored"] is not None:
                 _store_in_int8(schema, plan)
             else:
                 _wrap_in_int8(schema, plan, opcodes)
-            params = schema.QuantizationParametersT()
-            params.scale, params.zeroPoint = list(scales), list(zero_points)
-            params.quantizedDimension = axis
+            params = _quantization_params(schema, key)
             state = plan["graph"].tensors[plan["entry"].tensorIndex]
             state.type = schema.TensorType.INT8
             state.quantization = params
