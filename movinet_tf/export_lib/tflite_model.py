@@ -279,8 +279,8 @@ class TFLiteStreamer:
     def _state_value(self, name):
         value = self._latest[name]
         if isinstance(value, tuple):
-            bound, index = value
-            return bound.view(index)
+            bound, name = value
+            return bound.output_views[name]
         return value
 
     def _state_input(self, name):
@@ -350,9 +350,9 @@ class TFLiteStreamer:
                 if name != "image":
                     bound.write(name, self._state_input(name))
             bound.invoke()
-            for name, index in bound.outputs.items():
+            for name in bound.outputs:
                 if name != "logits":   # A member's signature returns only what it changes.
-                    self._latest[name] = (bound, index)
+                    self._latest[name] = (bound, name)
                     self._from_output.add(name)
             logits = bound.read("logits").reshape(-1)
         else:
