@@ -41,6 +41,8 @@ LAYOUTS = ("published", "frame")
 
 # Name scope of the ops that an int8 export keeps in float32 (see `tflite_export`).
 FLOAT_SCOPE = ops.FLOAT_SCOPE
+# The name scope of the stem's ops in the converted graph (blocks run under their layer names).
+STEM_SCOPE = "stem"
 
 
 def check_layout(layout):
@@ -127,7 +129,8 @@ class FrameGraph:
 
     def __call__(self, image, states):
         new_states = {}
-        x, _ = self.stem(image)
+        with tf.name_scope(STEM_SCOPE):
+            x, _ = self.stem(image)
         for name, block in zip(self.block_names, self.blocks):
             with tf.name_scope(name):
                 x, block_states = block(x, states)
@@ -154,7 +157,9 @@ class FrameGraph:
 
         def serve(image, *state_values):
             # The layers take states in either layout (they tell them apart by rank).
-            frame = tf.reshape(image, self.image_shape("frame")) if layout == "published" else image
+            with tf.name_scope(STEM_SCOPE):   # The stem's own ops, for the quantizer.
+                frame = (tf.reshape(image, self.image_shape("frame")) if layout == "published"
+                         else image)
             logits, new_states = self(frame, dict(zip(names, state_values)))
             return {"logits": logits, **{name: new_states[name] for name in names}}
 

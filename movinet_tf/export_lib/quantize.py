@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from movinet_tf.export_lib.frame_graph import FLOAT_SCOPE
+from movinet_tf.export_lib.frame_graph import FLOAT_SCOPE, STEM_SCOPE
 
 UINT8_INPUT_MODE = "int8_uint8_input"
 FLOAT16_ARITHMETIC_MODE = "float16_arithmetic"
@@ -34,7 +34,7 @@ FLOAT_OPS = ("HARD_SWISH", "DIV", "ADD")
 # highest resolution, where int8's error counts most downstream (measured per layer on
 # the trained quickstart model, docs/export.md). FrameGraph runs each layer under
 # its name scope (block0_layer0, block1_layer0, ...).
-FLOAT_BLOCKS = ("block0", "block1")
+FLOAT_BLOCKS = (STEM_SCOPE, "block0", "block1")
 
 
 def _scope_pattern(scopes):
@@ -53,7 +53,8 @@ def in_float_scope(tensor_name, float_blocks=()):
         return True
     if not float_blocks:
         return False
-    layers = [rf"{re.escape(block)}_layer\d+" for block in float_blocks]
+    layers = [re.escape(block) if block == STEM_SCOPE else rf"{re.escape(block)}_layer\d+"
+              for block in float_blocks]
     return bool(_scope_pattern(layers).search(tensor_name))
 
 
@@ -191,10 +192,12 @@ def quantize_int8(converter, graph, input_names, layout, calibration_videos,
 def uint8_image_input(content):
     """Makes the image input uint8 with real = q / 255 (scale 1/255, zero point 0).
 
-    In the int8 model the float image input feeds exactly one QUANTIZE op (to int8);
+    Where the int8 model's float image input feeds exactly one QUANTIZE op (to int8),
     the input tensor becomes uint8 with that quantization, so the QUANTIZE turns
-    into a uint8 -> int8 requantization and a camera's bytes go in as they are.
-    Only the image changes: the states keep their types.
+    into a uint8 -> int8 requantization. Where the graph reads the image in float
+    (the stem kept float32, `FLOAT_BLOCKS`), a DEQUANTIZE at the front gives its
+    readers q / 255. Either way a camera's bytes go in as they are. Only the image
+    changes: the states keep their types.
     """
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
@@ -206,10 +209,17 @@ def uint8_image_input(content):
         graph = model.subgraphs[signature.subgraphIndex]
         consumers = [op for op in graph.operators if entry.tensorIndex in list(op.inputs)]
         names = [flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) for op in consumers]
-        if names != ["QUANTIZE"]:
-            raise ValueError(f"The image input of the int8 model feeds {names}, not one "
-                             "QUANTIZE op; cannot make it uint8.")
         tensor = graph.tensors[entry.tensorIndex]
+        if tensor.type != schema.TensorType.FLOAT32 or not names:
+            raise ValueError("The image input of the int8 model is not a float32 input "
+                             "the graph reads; cannot make it uint8.")
+        if names != ["QUANTIZE"]:
+            opcodes = {flatbuffer_utils.opcode_to_name(model, i): i
+                       for i in range(len(model.operatorCodes))}
+            if "DEQUANTIZE" not in opcodes:
+                raise ValueError(f"The image input of the int8 model feeds {names} and the "
+                                 "model has no DEQUANTIZE op to reuse; cannot make it uint8.")
+            _front_dequantize(schema, graph, entry.tensorIndex, opcodes["DEQUANTIZE"])
         tensor.type = schema.TensorType.UINT8
         tensor.quantization = _quantization_params(schema, ((1.0 / 255.0,), (0,), 0))
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))

@@ -194,6 +194,16 @@ def test_int8_agreement(exports, a0_stream, test_clips):
                 (float_convs if is_float else int8_convs).add(block.group(1))
     assert float_convs == {"block0", "block1"}, (float_convs, int8_convs)
     assert int8_convs == {"block2", "block3", "block4"}, (float_convs, int8_convs)
+    # The stem (quantize.FLOAT_BLOCKS) is float32 too, and reads the float image as it is:
+    # no QUANTIZE of the image (int8 has no fast 3-channel conv; docs/export.md).
+    stem_convs = [op for op in graph.operators
+                  if flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) == "CONV_2D"
+                  and re.search(r"(^|[;/])stem(_\d+)?/", graph.tensors[op.outputs[0]].name.decode())]
+    assert len(stem_convs) == 1
+    assert graph.tensors[stem_convs[0].outputs[0]].type == schema.TensorType.FLOAT32
+    image = next(e.tensorIndex for e in model.signatureDefs[0].inputs if e.name.decode() == "image")
+    assert not [op for op in graph.operators if image in list(op.inputs)
+                and flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) == "QUANTIZE"]
 
 
 @pytest.mark.slow
@@ -207,6 +217,15 @@ def test_uint8_image_input_runs_in_litert_and_agrees(exports, a0_stream, test_cl
     runner = Interpreter(model_path=result.model_path).get_signature_runner()
     details = runner.get_input_details()
     assert details["image"]["dtype"] == np.uint8
+    # The stem is float32, so the bytes go through one DEQUANTIZE (q / 255) and nothing else.
+    from ai_edge_litert.tools import flatbuffer_utils
+    with open(result.model_path, "rb") as f:
+        model = flatbuffer_utils.read_model_from_bytearray(bytearray(f.read()))
+    entry = next(e for e in model.signatureDefs[0].inputs if e.name.decode() == "image")
+    graph = model.subgraphs[model.signatureDefs[0].subgraphIndex]
+    readers = [flatbuffer_utils.opcode_to_name(model, op.opcodeIndex) for op in graph.operators
+               if entry.tensorIndex in list(op.inputs)]
+    assert readers == ["DEQUANTIZE"], readers
     assert {np.dtype(d["dtype"]).name for n, d in details.items() if n != "image"} == {
         "float32", "int32", "int8"}
     # Camera bytes in; compare with the float Keras model on the same (rounded) frames.
