@@ -32,8 +32,9 @@ FLOAT16_ARITHMETIC_MODE = "float16_arithmetic"
 FLOAT_OPS = ("HARD_SWISH", "DIV", "ADD")
 # Blocks whose layers an int8 export keeps in float32: the first two stages, at the
 # highest resolution, where int8's error counts most downstream (measured per layer on
-# the trained quickstart model, docs/export.md). FrameGraph runs each layer under
-# its name scope (block0_layer0, block1_layer0, ...).
+# the trained quickstart model, docs/export.md), and the stem, whose 3-channel conv is
+# slower in int8 than in float32 on CPUs without int8 dot products. FrameGraph runs
+# the stem under STEM_SCOPE and each layer under its name scope (block0_layer0, ...).
 FLOAT_BLOCKS = (STEM_SCOPE, "block0", "block1")
 
 
@@ -112,6 +113,8 @@ def calibration_samples(graph, videos, layout, samples_per_video=4, seed=0):
         graph: a `FrameGraph`.
         videos: float32 [T, H, W, 3] clips at the graph's image size.
         layout: 'published' or 'frame'.
+        samples_per_video: frames sampled from each video (frame 0 included).
+        seed: seeds the choice of the later frames.
     """
     step = tf.function(graph.__call__, autograph=False, reduce_retracing=True)
     published = graph.state_shapes("published")
@@ -134,7 +137,7 @@ def calibration_samples(graph, videos, layout, samples_per_video=4, seed=0):
 
 
 def quantize_int8(converter, graph, input_names, layout, calibration_videos,
-                  float_blocks=FLOAT_BLOCKS):
+                  float_blocks=FLOAT_BLOCKS, seed=0):
     """Calibrates and quantizes to int8, keeping some ops in float32.
 
     * The `FLOAT_SCOPE` ops: the cumulative means, the 1 / (n + 1) weights from
@@ -143,8 +146,8 @@ def quantize_int8(converter, graph, input_names, layout, calibration_videos,
     * The `FLOAT_OPS` types: HARD_SWISH and DIV, which XNNPACK does not run in
       int8 (in float it does, so the DEQUANTIZE -> op -> QUANTIZE stays inside
       one XNNPACK partition instead of cutting it at every op), and ADD.
-    * Every layer of `float_blocks` (default `FLOAT_BLOCKS`, the first two
-      stages).
+    * Every layer of `float_blocks` (default `FLOAT_BLOCKS`: the stem and the
+      first two stages).
 
     Selective quantization goes through TensorFlow's public `QuantizationDebugger`
     (``denylisted_nodes`` / ``denylisted_ops``).
@@ -155,8 +158,9 @@ def quantize_int8(converter, graph, input_names, layout, calibration_videos,
         input_names: dict signature key -> its input names (``image`` first).
         layout: the state layout of the signatures.
         calibration_videos: float32 [T, H, W, 3] clips; None: builtin clips.
-        float_blocks: block names (``"block0"``, ...) whose layers stay float32;
-            () quantizes every block.
+        float_blocks: block names (``"block0"``, ...; ``STEM_SCOPE`` for the
+            stem) whose layers stay float32; () quantizes every block.
+        seed: seeds `calibration_samples`' choice of frames.
 
     Returns:
         The int8 flatbuffer bytes.
@@ -171,7 +175,7 @@ def quantize_int8(converter, graph, input_names, layout, calibration_videos,
     keys = list(names)
 
     def representative_dataset():
-        for sample in calibration_samples(graph, videos, layout):
+        for sample in calibration_samples(graph, videos, layout, seed=seed):
             for key in keys:
                 inputs = {name: sample[name] for name in names[key]}
                 yield (key, inputs) if len(keys) > 1 else inputs

@@ -99,7 +99,7 @@ def _signature_inputs(graph, key):
     return ["image"] + graph.member_state_names(index)
 
 
-def _convert(graph, layout, quantize, calibration_videos, int8_states=True):
+def _convert(graph, layout, quantize, calibration_videos, int8_states=True, calibration_seed=0):
     """Converts `graph` through a temporary SavedModel; returns the flatbuffer bytes."""
     functions = _signature_functions(graph, layout)
     holder = tf.Module()
@@ -122,7 +122,7 @@ def _convert(graph, layout, quantize, calibration_videos, int8_states=True):
             elif quantize in ("int8", UINT8_INPUT_MODE):
                 names = {key: _signature_inputs(graph, key) for key in functions}
                 content = quantize_lib.quantize_int8(converter, graph, names, layout,
-                                                     calibration_videos)
+                                                     calibration_videos, seed=calibration_seed)
                 if quantize == UINT8_INPUT_MODE:
                     content = quantize_lib.uint8_image_input(content)
                 if int8_states:
@@ -226,7 +226,7 @@ def build_manifest(model_content, graph, *, layout, quantize, model_file, labels
 
 def export_tflite(model, output_path, *, image_size, quantize="none", labels=None,
                   calibration_videos=None, gpu_compatible_states=False, min_image_size=None,
-                  contract=None, int8_states=True):
+                  contract=None, int8_states=True, calibration_seed=0):
     """Exports a stream model as a single-frame streaming TFLite model.
 
     Args:
@@ -241,8 +241,8 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
             float32 inputs, outputs and states), 'dynamic'
             (int8 weights, float activations), 'int8' (int8 weights and
             activations, calibrated; float inputs and outputs; the cumulative
-            means, hard-swish, the residual ADDs and the first two stages stay
-            float32, see `quantize.quantize_int8`) or 'int8_uint8_input' (the same, with a uint8
+            means, hard-swish, the residual ADDs, the stem and the first two
+            stages stay float32, see `quantize.quantize_int8`) or 'int8_uint8_input' (the same, with a uint8
             image input for cameras: real = q / 255, scale 1/255, zero point 0).
         labels: class names, one per class; None writes ``class_<i>``.
         calibration_videos: for int8: float32 (or uint8) [T, H, W, 3] clips at
@@ -261,6 +261,8 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
             one scale and zero point, recorded in the manifest
             (`quantize.int8_states`); False keeps them float32: the same logits,
             four times the bytes to copy per frame.
+        calibration_seed: for int8: seeds the choice of the frames sampled from
+            each calibration video (frame 0 and 3 random later ones).
 
     Returns:
         A `TFLiteExportResult`.
@@ -282,7 +284,8 @@ def export_tflite(model, output_path, *, image_size, quantize="none", labels=Non
     layout = "frame" if gpu_compatible_states else "published"
     logging.info("Converting %s to TFLite (%s, %s states, %dx%d).", model.name, quantize, layout,
                  *graph.image_size)
-    content = _convert(graph, layout, quantize, calibration_videos, int8_states)
+    content = _convert(graph, layout, quantize, calibration_videos, int8_states,
+                       calibration_seed)
     counts = tflite_model.op_counts(content)
     custom = sorted(name for name in counts if name.startswith("CUSTOM"))
     if custom:

@@ -93,3 +93,27 @@ def test_int8_states_cross_in_int8_and_change_no_number(exports, test_clips):
                     np.float32(quantization["scale"]))
             np.testing.assert_array_equal(real, expected[name], err_msg=name)
         assert any(np.abs(expected[name]).max() > 0 for name in as_int8)
+
+
+def test_calibration_frames_follow_the_seed(a0_stream):
+    """int8 calibration samples frame 0 and seeded later frames, with the states streamed there."""
+    from helpers import random_video
+    from movinet_tf.export_lib.frame_graph import FrameGraph
+    from movinet_tf.export_lib.quantize import calibration_samples
+    graph = FrameGraph(a0_stream, (32, 32))
+    video = random_video([1, 12, 32, 32, 3], seed=7)[0]
+
+    def draw(seed):
+        samples = list(calibration_samples(graph, [video], "published", seed=seed))
+        frames = [int(np.argmin([np.abs(s["image"].reshape(video[t].shape) - video[t]).max()
+                                 for t in range(len(video))])) for s in samples]
+        return frames, samples
+
+    frames, samples = draw(0)
+    assert frames[0] == 0 and len(samples) <= 4
+    assert draw(0)[0] == frames                       # The same seed draws the same frames.
+    assert any(draw(seed)[0] != frames for seed in (1, 2, 3))
+    later = samples[frames.index(max(frames))]
+    assert max(frames) > 0
+    # A later frame's sample carries the states streamed up to it, not zeros.
+    assert any(np.abs(value).max() > 0 for name, value in later.items() if name != "image")
