@@ -44,6 +44,8 @@ flags.DEFINE_string("calibration_videos", None,
                     "Glob of video files for int8 calibration and the agreement check "
                     "(default: clips of the builtin synthetic set).")
 flags.DEFINE_integer("num_calibration_videos", 8, "Clips used to calibrate int8.")
+flags.DEFINE_integer("calibration_seed", 0, "int8: seeds which frames of each calibration clip "
+                     "are sampled (frame 0 and 3 random later ones).")
 flags.DEFINE_integer("num_eval_videos", 4, "Held-out clips for the agreement check.")
 flags.DEFINE_integer("max_frames", 32, "Frames used per calibration / evaluation clip.")
 flags.DEFINE_bool("allow_config_change", False, "Let --config/--set change model or data keys "
@@ -55,6 +57,7 @@ flags.mark_flag_as_required("output")
 flags.register_validator("num_calibration_videos", lambda n: n >= 1,
                          "--num_calibration_videos must be >= 1.")
 flags.register_validator("num_eval_videos", lambda n: n >= 0, "--num_eval_videos must be >= 0.")
+flags.register_validator("calibration_seed", lambda n: n >= 0, "--calibration_seed must be >= 0.")
 flags.register_validator("max_frames", lambda n: n >= 1, "--max_frames must be >= 1.")
 
 
@@ -111,7 +114,8 @@ def main(argv):
     result = export_lib.export_tflite(
         loaded.model, FLAGS.output, image_size=size, quantize=FLAGS.quantize, labels=labels,
         calibration_videos=calibration, gpu_compatible_states=FLAGS.gpu_compatible_states,
-        min_image_size=loaded.min_image_size, contract=contract)
+        min_image_size=loaded.min_image_size, contract=contract,
+        calibration_seed=FLAGS.calibration_seed)
     print(f"Wrote {result.model_path} ({result.size_bytes / 1e6:.2f} MB, {FLAGS.quantize}), "
           f"{result.labels_path}, {result.manifest_path}")
     print(f"States: {result.num_states} tensors, {result.state_bytes} bytes "
