@@ -1,11 +1,13 @@
 """Reduced precision: float16 arithmetic (the metadata XNNPACK reads, float32 I/O, its error
-bound) and the int8 file's int8 states."""
+bound), the int8 file's int8 states and its calibration draw."""
 import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from helpers import runner_step, runner_zero_states, stream_per_frame
+from helpers import random_video, runner_step, runner_zero_states, stream_per_frame
 from movinet_tf.export_lib import CompiledRunner, TFLiteStreamer, op_counts, reduced_precision
+from movinet_tf.export_lib.frame_graph import FrameGraph
+from movinet_tf.export_lib.quantize import calibration_samples
 
 
 def _cpu_has_float16_arithmetic():
@@ -97,9 +99,6 @@ def test_int8_states_cross_in_int8_and_change_no_number(exports, test_clips):
 
 def test_calibration_frames_follow_the_seed(a0_stream):
     """int8 calibration samples frame 0 and seeded later frames, with the states streamed there."""
-    from helpers import random_video
-    from movinet_tf.export_lib.frame_graph import FrameGraph
-    from movinet_tf.export_lib.quantize import calibration_samples
     graph = FrameGraph(a0_stream, (32, 32))
     video = random_video([1, 12, 32, 32, 3], seed=7)[0]
 
@@ -113,7 +112,7 @@ def test_calibration_frames_follow_the_seed(a0_stream):
     assert frames[0] == 0 and len(samples) <= 4
     assert draw(0)[0] == frames                       # The same seed draws the same frames.
     assert any(draw(seed)[0] != frames for seed in (1, 2, 3))
-    later = samples[frames.index(max(frames))]
     assert max(frames) > 0
+    later = samples[frames.index(max(frames))]
     # A later frame's sample carries the states streamed up to it, not zeros.
     assert any(np.abs(value).max() > 0 for name, value in later.items() if name != "image")
