@@ -218,8 +218,7 @@ def uint8_image_input(content):
             raise ValueError("The image input of the int8 model is not a float32 input "
                              "the graph reads; cannot make it uint8.")
         if names != ["QUANTIZE"]:
-            opcodes = {flatbuffer_utils.opcode_to_name(model, i): i
-                       for i in range(len(model.operatorCodes))}
+            opcodes = _opcode_indices(flatbuffer_utils, model)
             if "DEQUANTIZE" not in opcodes:
                 raise ValueError(f"The image input of the int8 model feeds {names} and the "
                                  "model has no DEQUANTIZE op to reuse; cannot make it uint8.")
@@ -279,8 +278,7 @@ def int8_states(content):
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
     model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
-    opcodes = {flatbuffer_utils.opcode_to_name(model, i): i
-               for i in range(len(model.operatorCodes))}
+    opcodes = _opcode_indices(flatbuffer_utils, model)
     if "QUANTIZE" not in opcodes or "DEQUANTIZE" not in opcodes:
         return bytes(content), []
 
@@ -357,6 +355,11 @@ def _new_tensor(schema, graph, like, dtype, suffix):
     tensor.name = name + suffix
     graph.tensors.append(tensor)
     return len(graph.tensors) - 1
+
+
+def _opcode_indices(flatbuffer_utils, model):
+    """dict op name -> its index in the model's operator codes."""
+    return {flatbuffer_utils.opcode_to_name(model, i): i for i in range(len(model.operatorCodes))}
 
 
 def _front_dequantize(schema, graph, state, opcode):

@@ -276,16 +276,9 @@ class TFLiteStreamer:
         """
         return {name: np.array(self._state_input(name)) for name in self._latest}
 
-    def _state_value(self, name):
-        value = self._latest[name]
-        if isinstance(value, tuple):
-            bound, name = value
-            return bound.output_views[name]
-        return value
-
     def _state_input(self, name):
         """State `name` as the next call takes it (requantized where the scales differ)."""
-        value = self._state_value(name)
+        value = self._latest[name]
         if name not in self._requantize or name not in self._from_output:
             return value
         (out_scale, out_zero), (in_scale, in_zero), dtype = self._requantize[name]
@@ -352,7 +345,7 @@ class TFLiteStreamer:
             bound.invoke()
             for name in bound.outputs:
                 if name != "logits":   # A member's signature returns only what it changes.
-                    self._latest[name] = (bound, name)
+                    self._latest[name] = bound.output_views[name]   # A kept view, copied in next call.
                     self._from_output.add(name)
             logits = bound.read("logits").reshape(-1)
         else:
